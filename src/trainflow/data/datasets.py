@@ -1,0 +1,268 @@
+"""Datasets: read a raw data file, validate it with its pandera schema, describe it.
+
+``dataset.name`` in params.yaml selects a registered class; it is constructed as
+``Cls(config)`` and offers ``load(root)`` (the validated frame) and ``info(frame)`` (what the
+rest of the pipeline needs to know: task, columns, classes, image shape). Paths in configs are
+relative to the project root.
+
+Built in: ``digits`` (the embedded handwritten digits), and ``csv`` / ``parquet`` for a user's
+own table with a header.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pydantic import model_validator
+from pydantic.dataclasses import dataclass as config_dataclass
+
+from trainflow import registry
+from trainflow.config import STRICT, ComponentConfig
+from trainflow.data import schemas
+from trainflow.data.validate import Locate, read_csv, read_parquet, validate
+from trainflow.errors import DataError
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[str, ...] = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the pipeline needs to know about a prepared dataset; saved as ``info.json``."""
+
+    task: Task
+    feature_columns: tuple[str, ...]
+    label_column: str
+    classes: tuple[int, ...] = ()
+    image_shape: tuple[int, ...] | None = None
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_columns)
+
+    @property
+    def num_outputs(self) -> int:
+        """Model outputs: one logit per class for classification, one value for regression."""
+        return len(self.classes) if self.task == "classification" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe data; :meth:`from_dict` is its inverse."""
+        return {
+            "task": self.task,
+            "feature_columns": list(self.feature_columns),
+            "label_column": self.label_column,
+            "classes": list(self.classes),
+            "image_shape": list(self.image_shape) if self.image_shape is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetInfo:
+        """Rebuild from :meth:`to_dict` output; anything malformed is a DataError."""
+        try:
+            task = data["task"]
+            if task not in TASKS:
+                raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+            features = tuple(_strings(data["feature_columns"], "feature_columns"))
+            label = data["label_column"]
+            if not isinstance(label, str):
+                raise ValueError(f"label_column must be a string, got {label!r}")
+            classes = tuple(_ints(data.get("classes", []), "classes"))
+            shape = data.get("image_shape")
+            image_shape = None if shape is None else tuple(_ints(shape, "image_shape"))
+        except KeyError as error:
+            raise DataError(f"dataset info: missing key {error.args[0]!r}") from None
+        except (TypeError, ValueError) as error:
+            raise DataError(f"dataset info: {error}") from None
+        return cls(task, features, label, classes, image_shape)
+
+
+def _strings(values: Any, key: str) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise ValueError(f"{key} must be a list of strings, got {values!r}")
+    return values
+
+
+def _ints(values: Any, key: str) -> list[int]:
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{key} must be a list of integers, got {values!r}")
+    return values
+
+
+class Dataset(ABC):
+    """A registered dataset: built from its config, it loads and describes one data file."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @property
+    def source(self) -> str:
+        """The data file as the user named it (relative to the project root), for messages."""
+        return str(self.config.path)
+
+    @abstractmethod
+    def schema(self, columns: Sequence[str]) -> pa.DataFrameSchema:
+        """The schema a file with these columns (its header) must pass."""
+
+    @abstractmethod
+    def load(self, root: Path) -> pd.DataFrame:
+        """Read ``root / config.path``, validate it, and return the validated frame."""
+
+    @abstractmethod
+    def info(self, frame: pd.DataFrame) -> DatasetInfo:
+        """Describe the validated frame."""
+
+
+# ---------------------------------------------------------------------------------------------
+# digits
+
+
+@config_dataclass(frozen=True, config=STRICT)
+class DigitsConfig(ComponentConfig):
+    """The handwritten digits (8x8 images, 10 classes): CSV without header, pixels then label."""
+
+    path: str = "data/raw/digits.csv.gz"
+
+
+@registry.datasets.register("digits", DigitsConfig)
+class DigitsDataset(Dataset):
+    """1797 images of 8x8 pixels (0..16) with labels 0..9: UCI optical recognition of digits."""
+
+    config: DigitsConfig
+
+    def schema(self, columns: Sequence[str] = ()) -> pa.DataFrameSchema:
+        return schemas.digits_schema()
+
+    def load(self, root: Path) -> pd.DataFrame:
+        names = (*schemas.DIGITS_FEATURES, schemas.DIGITS_LABEL)
+        frame, locate = read_csv(Path(root) / self.config.path, self.source, names=names)
+        schema = self.schema(names)
+        return schemas.cast_integers(validate(frame, schema, self.source, locate=locate), schema)
+
+    def info(self, frame: pd.DataFrame) -> DatasetInfo:
+        return DatasetInfo(
+            task="classification",
+            feature_columns=schemas.DIGITS_FEATURES,
+            label_column=schemas.DIGITS_LABEL,
+            classes=schemas.DIGITS_CLASSES,
+            image_shape=(1, 8, 8),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# csv and parquet: a user's own table
+
+
+@config_dataclass(frozen=True, config=STRICT)
+class TableConfig(ComponentConfig):
+    """A user's table with a header.
+
+    ``feature_columns`` empty means every column but the label; when listed, other columns are
+    dropped. ``classes`` empty means the sorted distinct labels found; when listed, a label
+    outside them is a data error.
+    """
+
+    path: str
+    label_column: str = "label"
+    task: Task = "classification"
+    feature_columns: tuple[str, ...] = ()
+    classes: tuple[int, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableConfig:
+        if not self.path:
+            raise ValueError("path must name the data file (relative to the project root)")
+        if self.label_column in self.feature_columns:
+            raise ValueError(f"label_column {self.label_column!r} must not be one of feature_columns")
+        for key, values in (("feature_columns", self.feature_columns), ("classes", self.classes)):
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"{key} lists {', '.join(repeated)} more than once")
+        if self.classes and self.task != "classification":
+            raise ValueError("classes apply only to task: classification")
+        if self.task == "classification" and len(self.classes) == 1:
+            raise ValueError("classes must list at least 2 classes (or be empty to infer them)")
+        return self
+
+
+@config_dataclass(frozen=True, config=STRICT)
+class CsvConfig(TableConfig):
+    """A CSV file with a header (gzip-compressed when the name ends in ``.gz``)."""
+
+
+@config_dataclass(frozen=True, config=STRICT)
+class ParquetConfig(TableConfig):
+    """A parquet file."""
+
+
+class TableDataset(Dataset):
+    """Numeric feature columns and a label column, from a file with named columns."""
+
+    config: TableConfig
+
+    @abstractmethod
+    def read(self, path: Path) -> tuple[pd.DataFrame, Locate]:
+        """The raw frame in the file and a locator naming its rows in messages."""
+
+    def features(self, columns: Sequence[str]) -> tuple[str, ...]:
+        """The feature columns: as configured, or every column of the file but the label."""
+        if self.config.feature_columns:
+            return self.config.feature_columns
+        return tuple(str(column) for column in columns if column != self.config.label_column)
+
+    def schema(self, columns: Sequence[str]) -> pa.DataFrameSchema:
+        config = self.config
+        return schemas.table_schema(
+            self.features(columns),
+            config.label_column,
+            config.task,
+            config.classes,
+            select=bool(config.feature_columns),
+        )
+
+    def load(self, root: Path) -> pd.DataFrame:
+        frame, locate = self.read(Path(root) / self.config.path)
+        features = self.features(list(frame.columns))
+        if not features:
+            raise DataError(
+                f"{self.source}: no feature columns: the file holds only {', '.join(map(str, frame.columns))}; "
+                f"dataset.label_column is {self.config.label_column!r}"
+            )
+        schema = self.schema(list(frame.columns))
+        validated = schemas.cast_integers(validate(frame, schema, self.source, locate=locate), schema)
+        return validated[[*features, self.config.label_column]]
+
+    def info(self, frame: pd.DataFrame) -> DatasetInfo:
+        config = self.config
+        features = self.features([column for column in frame.columns])
+        if config.task == "regression":
+            return DatasetInfo("regression", features, config.label_column)
+        classes = config.classes or tuple(int(label) for label in np.unique(frame[config.label_column].to_numpy()))
+        if len(classes) < 2:
+            raise DataError(
+                f"{self.source}: column {config.label_column}: only one class ({classes[0]}) in the data; "
+                "classification needs at least 2 (or set dataset.task: regression)"
+            )
+        return DatasetInfo("classification", features, config.label_column, classes)
+
+
+@registry.datasets.register("csv", CsvConfig)
+class CsvDataset(TableDataset):
+    """A user's CSV file with a header."""
+
+    def read(self, path: Path) -> tuple[pd.DataFrame, Locate]:
+        return read_csv(path, self.source)
+
+
+@registry.datasets.register("parquet", ParquetConfig)
+class ParquetDataset(TableDataset):
+    """A user's parquet file."""
+
+    def read(self, path: Path) -> tuple[pd.DataFrame, Locate]:
+        return read_parquet(path, self.source)

@@ -1,0 +1,161 @@
+"""Prepared data: the validated dataset split into train/val/test, written as parquet.
+
+``data/prepared/`` holds ``train.parquet``, ``val.parquet``, ``test.parquet`` (the dataset's
+columns; the index ``row`` is the row's position in the raw file), ``info.json``
+(:class:`DatasetInfo`) and ``report.json`` (rows and class counts per split, the checks that
+passed, the config that made it). The same config and data give bit-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow
+
+from trainflow import registry
+from trainflow.config import Config, to_dict
+from trainflow.data import schemas
+from trainflow.data.datasets import Dataset, DatasetInfo
+from trainflow.data.split import random_split, stratified_split
+from trainflow.errors import DataError
+from trainflow.io import atomic_write_json, replace_dir
+
+SPLITS = ("train", "val", "test")
+INFO_FILE = "info.json"
+REPORT_FILE = "report.json"
+INDEX_NAME = "row"
+RUN_PREPARE = "run the prepare stage first (`trainflow prepare`)"
+
+
+@dataclass
+class PreparedData:
+    """The three splits, what they hold, and the report written beside them."""
+
+    splits: dict[str, pd.DataFrame]
+    info: DatasetInfo
+    report: dict[str, Any]
+
+
+def build_dataset(config: Config) -> Dataset:
+    """The dataset object ``config.dataset`` selects."""
+    return registry.datasets.build(config.dataset)
+
+
+def load_dataset(config: Config, root: Path) -> tuple[pd.DataFrame, DatasetInfo, list[str]]:
+    """Read and validate the dataset file: the frame, its info, and the checks it passed."""
+    dataset = build_dataset(config)
+    frame = dataset.load(Path(root))
+    schema = dataset.schema(list(frame.columns)) if hasattr(dataset, "schema") else None
+    checks = schemas.describe_schema(schema) if schema is not None else []
+    return frame, dataset.info(frame), checks
+
+
+def split_dataset(config: Config, frame: pd.DataFrame, info: DatasetInfo, checks: list[str]) -> PreparedData:
+    """Split a validated frame by ``config.seed`` and ``config.data`` fractions (pure)."""
+    data = config.data
+    labels = frame[info.label_column].to_numpy()
+    if info.task == "classification":
+        indices = stratified_split(labels, data.val_fraction, data.test_fraction, config.seed)
+    else:
+        indices = random_split(len(frame), data.val_fraction, data.test_fraction, config.seed)
+    frame = frame.reset_index(drop=True).rename_axis(INDEX_NAME)
+    splits = {name: frame.iloc[rows] for name, rows in zip(SPLITS, indices, strict=True)}
+    report: dict[str, Any] = {
+        "dataset": to_dict(config.dataset),
+        "seed": config.seed,
+        "val_fraction": data.val_fraction,
+        "test_fraction": data.test_fraction,
+        "rows": {"total": len(frame), **{name: len(split) for name, split in splits.items()}},
+        "checks_passed": checks,
+    }
+    if info.task == "classification":
+        report["class_counts"] = {name: _class_counts(split, info) for name, split in splits.items()}
+    return PreparedData(splits, info, report)
+
+
+def _class_counts(frame: pd.DataFrame, info: DatasetInfo) -> dict[str, int]:
+    labels = frame[info.label_column].to_numpy()
+    return {str(label): int(np.count_nonzero(labels == label)) for label in info.classes}
+
+
+def prepare_dataset(config: Config, root: Path) -> PreparedData:
+    """Load, validate and split the dataset ``config`` selects; reads only the dataset file."""
+    return split_dataset(config, *load_dataset(config, root))
+
+
+def write_prepared(prepared: PreparedData, folder: Path) -> None:
+    """Write the splits, info.json and report.json; ``folder`` is replaced whole or not at all."""
+    with replace_dir(Path(folder)) as staging:
+        for name in SPLITS:
+            prepared.splits[name].to_parquet(staging / f"{name}.parquet", engine="pyarrow", index=True)
+        atomic_write_json(staging / INFO_FILE, prepared.info.to_dict())
+        atomic_write_json(staging / REPORT_FILE, prepared.report)
+
+
+def read_split(folder: Path, name: str) -> pd.DataFrame:
+    """One prepared split; a missing or unreadable file is a DataError saying to run prepare."""
+    path = Path(folder) / f"{name}.parquet"
+    if not path.is_file():
+        raise DataError(f"{path}: not found; {RUN_PREPARE}")
+    try:
+        return pd.read_parquet(path, engine="pyarrow")
+    except (OSError, ValueError, pyarrow.ArrowException) as error:
+        raise DataError(f"{path}: not a readable parquet file ({error}); {RUN_PREPARE} again") from None
+
+
+def read_info(folder: Path) -> DatasetInfo:
+    """The prepared dataset's :class:`DatasetInfo` from ``info.json``."""
+    path = Path(folder) / INFO_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; {RUN_PREPARE}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: unreadable ({error}); {RUN_PREPARE} again") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object; {RUN_PREPARE} again")
+    try:
+        return DatasetInfo.from_dict(data)
+    except DataError as error:
+        raise DataError(f"{path}: {error}; {RUN_PREPARE} again") from None
+
+
+def read_prepared(folder: Path) -> tuple[dict[str, pd.DataFrame], DatasetInfo]:
+    """All three splits and the info, as :func:`write_prepared` wrote them."""
+    info = read_info(folder)
+    return {name: read_split(folder, name) for name in SPLITS}, info
+
+
+def to_arrays(frame: pd.DataFrame, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``float32 [N, F]`` and labels ``[N]``.
+
+    For classification the labels are class indices, int64: the position of each label in
+    ``info.classes`` (the digit itself for digits), as cross-entropy and the metrics expect.
+    For regression they are the values, float32.
+    """
+    missing = [column for column in (*info.feature_columns, info.label_column) if column not in frame.columns]
+    if missing:
+        raise DataError(f"prepared data lacks column(s) {', '.join(missing)}; {RUN_PREPARE} again")
+    features = frame.loc[:, list(info.feature_columns)].to_numpy(dtype=np.float32)
+    labels = frame[info.label_column].to_numpy()
+    if info.task == "regression":
+        return features, labels.astype(np.float32)
+    if not info.classes:
+        raise DataError(f"dataset info lists no classes for a classification task; {RUN_PREPARE} again")
+    classes = np.asarray(info.classes, dtype=np.int64)
+    order = np.argsort(classes, kind="stable")
+    sorted_classes = classes[order]
+    positions = np.clip(np.searchsorted(sorted_classes, labels), 0, len(classes) - 1)
+    known = sorted_classes[positions] == labels
+    if not known.all():
+        unknown = sorted({int(label) for label in labels[~known]})
+        raise DataError(
+            f"column {info.label_column}: label(s) {unknown} not in the classes {list(info.classes)}; "
+            f"{RUN_PREPARE} again"
+        )
+    return features, order[positions].astype(np.int64)

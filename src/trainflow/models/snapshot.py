@@ -1,0 +1,103 @@
+"""Model snapshots (models/best.pt, models/last.pt): weights plus what is needed to rebuild.
+
+A snapshot is one dict saved with ``torch.save`` and loaded with ``weights_only=True``, so a
+snapshot received from someone else cannot run code. It holds the resolved config (to rebuild
+the model through the registry), the data set info (input size, classes) and the state dict
+without any ``module.`` (DDP) or ``_orig_mod.`` (torch.compile) prefix.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainflow import config as config_module
+from trainflow import registry
+from trainflow.errors import CheckpointError
+from trainflow.io import atomic_write_bytes
+
+SNAPSHOT_FORMAT = "trainflow.model/1"
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict with DDP's ``module.`` and torch.compile's ``_orig_mod.`` prefixes removed."""
+    cleaned = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix) :], True
+        cleaned[key] = value
+    return cleaned
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The user's module inside DDP / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def save_model_snapshot(path: Path, model: nn.Module, config: Any, info: Any, **extra: Any) -> None:
+    """Write ``model`` with its config and data set info to ``path`` atomically.
+
+    ``extra`` holds small plain values (epoch, metrics) stored beside the weights.
+    """
+    state = {key: value.detach().cpu() for key, value in clean_state_dict(unwrap_model(model).state_dict()).items()}
+    snapshot = {
+        "format": SNAPSHOT_FORMAT,
+        "experiment_id": config_module.experiment_id(config),
+        "config": config_module.to_dict(config),
+        "info": info.to_dict(),
+        "model_state": state,
+        **extra,
+    }
+    buffer = io.BytesIO()
+    torch.save(snapshot, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def read_snapshot(path: Path) -> dict[str, Any]:
+    """The snapshot dict at ``path``, loaded safely; a bad file is a CheckpointError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model snapshot not found; run the train stage first (dvc repro train)")
+    try:
+        snapshot = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable model snapshot ({reason})") from None
+    if not isinstance(snapshot, dict) or snapshot.get("format") != SNAPSHOT_FORMAT:
+        raise CheckpointError(f"{path}: not a trainflow model snapshot (format {SNAPSHOT_FORMAT} expected)")
+    return snapshot
+
+
+def load_model_snapshot(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored at ``path`` (through the registry) and load its weights."""
+    from trainflow.data.datasets import DatasetInfo
+
+    snapshot = read_snapshot(path)
+    config = config_module.resolve(snapshot["config"], source=f"{path} (stored config)")
+    info = DatasetInfo.from_dict(snapshot["info"])
+    model = build_model(config, info)
+    model.load_state_dict(snapshot["model_state"])
+    model.eval()
+    return model, snapshot
+
+
+def build_model(config: Any, info: Any) -> nn.Module:
+    """The model ``config.model`` selects, sized for the data set described by ``info``."""
+    return registry.models.build(
+        config.model, in_features=info.num_features, num_outputs=info.num_outputs, image_shape=info.image_shape
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -93,9 +94,10 @@ def cmd_config(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_stage(args: argparse.Namespace) -> dict[str, Any]:
+    config = _load(args)  # a config error is reported before the stage's heavier imports
     module = importlib.import_module(STAGES[args.command][0])
     options = {"resume": args.resume} if args.command == "train" else {}
-    return module.run(_load(args), ProjectPaths(Path(args.root)), **options)
+    return module.run(config, ProjectPaths(Path(args.root)), **options)
 
 
 def cmd_upload(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,6 +122,21 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
 }
 
 
+def log_imported_modules(command: str, log_path: str) -> None:
+    """Append the trainflow source files this process loaded to ``log_path`` (JSON lines).
+
+    Set ``TRAINFLOW_IMPORT_LOG`` to check that dvc.yaml lists every file a stage really imports.
+    """
+    package_root = Path(__file__).resolve().parent
+    files = sorted(
+        Path(module.__file__).resolve().relative_to(package_root.parent.parent).as_posix()
+        for module in list(sys.modules.values())
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve().is_relative_to(package_root)
+    )
+    with open(log_path, "a") as log:
+        log.write(json.dumps({"command": command, "files": files}) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -130,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if log_path := os.environ.get("TRAINFLOW_IMPORT_LOG"):
+            log_imported_modules(args.command, log_path)
     return 0
 
 

@@ -1,0 +1,162 @@
+"""The model card of a result package: what was trained, on what, how, how well, and for what.
+
+:func:`render_model_card` is a pure function from plain values to markdown, so the card is
+the same text whenever the inputs are the same (no dates, no host names): packages built
+twice from one run are identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainflow.config import Config, flatten, to_dict
+
+# Per-class rows with fewer test samples than this are called out as unreliable.
+SMALL_SUPPORT = 20
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the card says about the trained model itself."""
+
+    name: str
+    parameters: int
+    epoch: int | None = None
+    snapshot: str = "models/best.pt"
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What the card says about the data: its task, shape, provenance and split sizes."""
+
+    name: str
+    task: str
+    num_features: int
+    label_column: str
+    classes: Sequence[int] = ()
+    split_sizes: Mapping[str, int] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _format(value: Any) -> str:
+    """A table cell: metrics (floats) to 4 decimals, settings as written in params.yaml."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e6 or value == 0 else f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_format(item) for item in value) or "(none)"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(_format(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def metrics_table(evaluation: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Markdown rows ``metric | val | test`` for the scalar metrics of each evaluated split."""
+    splits = [split for split in ("val", "test") if split in evaluation]
+    names: list[str] = []
+    for split in splits:
+        names += [name for name in evaluation[split] if name not in names]
+    return _table(["metric", *splits], [[name, *(evaluation[s].get(name) for s in splits)] for name in names])
+
+
+def render_model_card(
+    *,
+    config: Config,
+    experiment_id: str,
+    model: ModelSummary,
+    data: DataSummary,
+    evaluation: Mapping[str, Mapping[str, Any]],
+    train_metrics: Mapping[str, Any],
+    per_class: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """The model card as markdown.
+
+    ``evaluation`` is ``{"val": {metric: value}, "test": {...}}`` (metrics/eval.json),
+    ``train_metrics`` the train stage's summary (metrics/train.json), ``per_class`` the test
+    split's per-class report of a classifier.
+    """
+    settings = flatten(to_dict(config))
+    lines = [f"# Model card: {config.model.name} on {data.name}", ""]
+    lines += [f"Experiment id: `{experiment_id}` (hash of the resolved config, config.yaml in this package).", ""]
+
+    lines += ["## Model", ""]
+    lines += _table(
+        ["field", "value"],
+        [
+            ["architecture", model.name],
+            ["trainable parameters", f"{model.parameters:,}"],
+            ["snapshot", model.snapshot],
+            ["best epoch", model.epoch],
+            *[[key, settings[key]] for key in settings if key.startswith("model.") and key != "model.name"],
+        ],
+    )
+
+    lines += ["", "## Data", ""]
+    target = (
+        f"{len(data.classes)} classes ({_format(list(data.classes))})" if data.task == "classification" else "a value"
+    )
+    lines += [f"Task: {data.task}. {data.num_features} features; the target `{data.label_column}` is {target}.", ""]
+    if data.provenance:
+        lines += _table(["provenance", "value"], [[key, value] for key, value in data.provenance.items()])
+        lines.append("")
+    order = ["train", "val", "test"]
+    splits = sorted(data.split_sizes, key=lambda split: order.index(split) if split in order else len(order))
+    lines += _table(["split", "rows"], [[split, data.split_sizes[split]] for split in splits])
+    lines += [
+        "",
+        f"Splits are stratified and fixed by `seed` = {config.seed} (val fraction {config.data.val_fraction}, "
+        f"test fraction {config.data.test_fraction}); the `{config.encoder.name}` encoder was fitted on the "
+        "train split only.",
+    ]
+
+    lines += ["", "## Training", ""]
+    training_keys = [key for key in settings if key.startswith(("seed", "data.", "encoder.", "loss.", "train."))]
+    lines += _table(["parameter", "value"], [[key, settings[key]] for key in training_keys])
+
+    lines += ["", "## Metrics", ""]
+    lines += metrics_table(evaluation)
+    scalars = {key: value for key, value in flatten(dict(train_metrics)).items() if not isinstance(value, list)}
+    if scalars:
+        lines += ["", "Training summary (metrics/train.json):", ""]
+        lines += _table(["key", "value"], [[key, value] for key, value in scalars.items()])
+
+    lines += ["", "## Intended use and limits", ""]
+    lines += _intended_use(data, evaluation, per_class)
+    return "\n".join(lines) + "\n"
+
+
+def _intended_use(
+    data: DataSummary, evaluation: Mapping[str, Mapping[str, Any]], per_class: Mapping[str, Mapping[str, Any]] | None
+) -> list[str]:
+    test_rows = data.split_sizes.get("test")
+    source = data.provenance.get("dataset.path")
+    lines = [
+        f"- Intended for inputs drawn from the same distribution as `{data.name}`"
+        f"{f' ({source})' if source else ''}, encoded by the packaged "
+        "experiment's encoder; it has not been evaluated on any other data.",
+        f"- The test metrics are an estimate from {test_rows if test_rows is not None else 'the'} held-out rows; "
+        "they carry sampling error and say nothing about inputs unlike the training data.",
+        "- The model was selected by a validation metric, so validation metrics are optimistic; quote the test split.",
+    ]
+    if data.task == "classification" and per_class:
+        worst = min(per_class.items(), key=lambda item: item[1].get("f1") or 0.0)
+        lines.append(f"- Weakest class on the test split: `{worst[0]}` (F1 {_format(worst[1].get('f1'))}).")
+        small = [label for label, row in per_class.items() if int(row.get("support", 0)) < SMALL_SUPPORT]
+        if small:
+            lines.append(
+                f"- Classes with fewer than {SMALL_SUPPORT} test samples ({', '.join(small)}) have unreliable "
+                "per-class numbers."
+            )
+    if data.task == "regression":
+        lines.append("- Errors are in the target's own units; see the residual plot for bias over the range.")
+    lines.append("- Not for decisions about people without a separate review of fairness and failure modes.")
+    return lines

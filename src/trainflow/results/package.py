@@ -1,0 +1,163 @@
+"""Result packages (after aitoolbox's): everything about one trained model in one folder.
+
+``results/`` holds::
+
+    metrics.json                 {"train": metrics/train.json, "val": {...}, "test": {...}}
+    predictions_val.parquet      one row per sample (copied from evaluation/)
+    predictions_test.parquet
+    learning_curve.png           losses and metrics per epoch (plots/history.csv)
+    confusion_val.png            classification: confusion matrices
+    confusion_test.png
+    per_class.json, per_class.md classification: precision / recall / F1 / support per class
+    predicted_vs_actual.png      regression: test predictions against actual values
+    residuals.png                regression: test residuals
+    config.yaml                  the resolved config with its experiment id
+    model_card.md                model, data, training, metrics, intended use and limits
+    manifest.json                sha256 and size of every other file; written last
+
+The folder is built beside ``results/`` and swapped in only when complete, so a failed build
+leaves the previous package untouched. Every file is a function of the inputs alone (no
+timestamps, deterministic PNGs), so two builds from the same run are bit-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trainflow import registry
+from trainflow.config import Config, experiment_id, save_resolved
+from trainflow.data.datasets import DatasetInfo
+from trainflow.data.prepare import REPORT_FILE
+from trainflow.errors import DataError
+from trainflow.io import atomic_write_json, atomic_write_text, replace_dir
+from trainflow.models.snapshot import load_model_snapshot
+from trainflow.paths import ProjectPaths
+from trainflow.results import plots
+from trainflow.results.evaluate import EVAL_FILE, PER_CLASS_FILE, predictions_file
+from trainflow.results.model_card import DataSummary, ModelSummary, render_model_card
+from trainflow.results.per_class import per_class_markdown
+from trainflow.storage.manifest import write_manifest
+
+SPLITS = ("val", "test")
+RUN_EVALUATE = "run the evaluate stage first (`trainflow evaluate`)"
+RUN_TRAIN = "run the train stage first (`trainflow train`)"
+RUN_PREPARE = "run the prepare stage first (`trainflow prepare`)"
+
+
+def _read_json(path: Path, hint: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; {hint}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: unreadable ({error}); {hint}") from None
+
+
+def _read_table(path: Path, hint: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: not found; {hint}")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: unreadable ({error}); {hint}") from None
+
+
+def _provenance(report: dict[str, Any]) -> dict[str, Any]:
+    """Where the data came from: the data set's config, description, and what prepare checked."""
+    dataset = dict(report.get("dataset", {}))
+    name = str(dataset.get("name", "?"))
+    provenance: dict[str, Any] = {"dataset": name}
+    if name in registry.datasets:
+        doc = (registry.datasets.get(name).factory.__doc__ or "").strip().splitlines()
+        if doc:
+            provenance["description"] = doc[0]
+    provenance.update({f"dataset.{key}": value for key, value in dataset.items() if key != "name"})
+    source = report.get("source")
+    if isinstance(source, dict):  # what the prepare stage knows of the file: checksum, licence, ...
+        provenance.update({f"source.{key}": value for key, value in source.items()})
+    if "rows" in report:
+        provenance["rows (total)"] = report["rows"].get("total")
+    if report.get("checks_passed"):
+        provenance["schema checks passed"] = len(report["checks_passed"])
+    return provenance
+
+
+def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
+    """Build ``paths.results`` from the pipeline's outputs; returns a short summary.
+
+    Reads metrics/{eval,train}.json, evaluation/ (predictions, per-class report),
+    plots/history.csv, data/prepared/report.json and the snapshot's metadata; a missing input
+    is a DataError naming it and the stage to run, and leaves the previous package as it was.
+    """
+    evaluation = _read_json(paths.metrics / EVAL_FILE, RUN_EVALUATE)
+    if not isinstance(evaluation, dict) or not all(isinstance(evaluation.get(s), dict) for s in SPLITS):
+        raise DataError(f"{paths.metrics / EVAL_FILE}: expected {{'val': {{...}}, 'test': {{...}}}}; {RUN_EVALUATE}")
+    train_metrics = _read_json(paths.metrics / "train.json", RUN_TRAIN)
+    report = _read_json(paths.prepared / REPORT_FILE, RUN_PREPARE)
+    model, snapshot = load_model_snapshot(paths.models / "best.pt")
+    info = DatasetInfo.from_dict(snapshot["info"])
+    history = _read_table(paths.plots / "history.csv", RUN_TRAIN)
+    predictions = {split: _read_table(paths.evaluation / predictions_file(split), RUN_EVALUATE) for split in SPLITS}
+    detail = _read_json(paths.evaluation / PER_CLASS_FILE, RUN_EVALUATE) if info.task == "classification" else None
+    exp_id = experiment_id(config)
+    print(f"package: building {paths.results}/ for experiment {exp_id}", flush=True)
+
+    with replace_dir(paths.results) as staging:
+        atomic_write_json(staging / "metrics.json", {"train": train_metrics, **{s: evaluation[s] for s in SPLITS}})
+        for split in SPLITS:
+            shutil.copyfile(paths.evaluation / predictions_file(split), staging / predictions_file(split))
+        print("package: metrics and predictions", flush=True)
+
+        plots.save_png(plots.learning_curve_figure(history), staging / "learning_curve.png")
+        if detail is not None:
+            for split in SPLITS:
+                figure = plots.confusion_matrix_figure(
+                    detail[split]["confusion_matrix"], detail["classes"], f"confusion matrix ({split})"
+                )
+                plots.save_png(figure, staging / f"confusion_{split}.png")
+            atomic_write_json(staging / PER_CLASS_FILE, detail)
+            atomic_write_text(staging / "per_class.md", per_class_markdown(detail, SPLITS))
+        else:
+            test = predictions["test"]
+            plots.save_png(
+                plots.predicted_vs_actual_figure(test["target"], test["prediction"], "test: predicted vs actual"),
+                staging / "predicted_vs_actual.png",
+            )
+            plots.save_png(
+                plots.residuals_figure(test["target"], test["prediction"], "test: residuals"),
+                staging / "residuals.png",
+            )
+        print("package: plots and per-class report", flush=True)
+
+        save_resolved(config, staging / "config.yaml")
+        card = render_model_card(
+            config=config,
+            experiment_id=exp_id,
+            model=ModelSummary(
+                name=config.model.name,
+                parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                epoch=snapshot.get("epoch"),
+            ),
+            data=DataSummary(
+                name=config.dataset.name,
+                task=info.task,
+                num_features=info.num_features,
+                label_column=info.label_column,
+                classes=info.classes,
+                split_sizes={s: n for s, n in report.get("rows", {}).items() if s != "total"},
+                provenance=_provenance(report),
+            ),
+            evaluation={split: evaluation[split] for split in SPLITS},
+            train_metrics=train_metrics if isinstance(train_metrics, dict) else {},
+            per_class=detail["test"]["per_class"] if detail is not None else None,
+        )
+        atomic_write_text(staging / "model_card.md", card)
+        manifest = write_manifest(staging, experiment_id=exp_id)
+        print(f"package: manifest of {len(manifest['files'])} files", flush=True)
+
+    return {"results": str(paths.results), "experiment_id": exp_id, "files": sorted(manifest["files"])}

@@ -1,0 +1,157 @@
+"""The evaluate stage: the best model on the val and test splits -> DVC metrics, plots, predictions.
+
+Reads ``models/best.pt``, the prepared val and test splits and the fitted encoder; writes
+
+- ``metrics/eval.json``: ``{"val": {...}, "test": {...}}``, scalars only (DVC metrics);
+- ``plots/confusion_{val,test}.csv`` (``actual,predicted`` per sample, DVC's confusion
+  template) for classification, ``plots/predictions_test.csv`` (``actual,predicted``) for
+  regression;
+- ``evaluation/predictions_{val,test}.parquet`` and, for classification,
+  ``evaluation/per_class.json`` (per-class precision/recall/F1/support and the confusion
+  matrix of each split), which the package stage puts in the result package.
+
+Evaluation runs on CPU with the config's thread count, so the same model and data give the
+same bits.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from trainflow import registry
+from trainflow.config import Config, diff, resolve, to_dict, training_fingerprint
+from trainflow.data.datasets import DatasetInfo
+from trainflow.data.prepare import read_info, read_split, to_arrays
+from trainflow.encoders import ENCODER_FILE, load_encoder
+from trainflow.errors import CheckpointError
+from trainflow.io import atomic_write_bytes, atomic_write_json
+from trainflow.models.snapshot import load_model_snapshot
+from trainflow.paths import ProjectPaths
+from trainflow.results.evaluate import (
+    EVAL_FILE,
+    PER_CLASS_FILE,
+    evaluate_split,
+    predict,
+    predictions_file,
+    scalar_metrics,
+)
+
+SPLITS = ("val", "test")
+BEST_MODEL = "best.pt"
+
+
+def check_snapshot_config(config: Config, snapshot: dict[str, Any], source: str) -> None:
+    """Refuse a snapshot trained under different training settings than ``config`` names.
+
+    Keys that do not change the weights (upload, metrics, ...) and the ones a resume may raise
+    (max_epochs, patience) may differ.
+    """
+    stored = resolve(snapshot["config"], source=f"{source} (stored config)")
+    if training_fingerprint(stored) != training_fingerprint(config):
+        changed = ", ".join(sorted(diff(to_dict(stored), to_dict(config))))
+        raise CheckpointError(
+            f"{source}: trained with different settings ({changed}); run the train stage again (dvc repro)"
+        )
+
+
+def frame_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as parquet bytes (no index: the ``row`` column names the rows)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, engine="pyarrow", index=False)
+    return buffer.getvalue()
+
+
+def actual_predicted_csv(frame: pd.DataFrame) -> str:
+    """``actual,predicted`` per sample, the layout DVC's confusion and scatter templates read."""
+    return (
+        frame[["target", "prediction"]]
+        .rename(columns={"target": "actual", "prediction": "predicted"})
+        .to_csv(index=False, lineterminator="\n")
+    )
+
+
+def evaluate(
+    config: Config, paths: ProjectPaths
+) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame], DatasetInfo]:
+    """Metrics (with per-class detail) and predictions for each split, and the data set info.
+
+    Reads the snapshot, the encoder and the val and test splits; writes nothing.
+    """
+    snapshot_path = paths.models / BEST_MODEL
+    print(f"evaluate: loading {snapshot_path}", flush=True)
+    model, snapshot = load_model_snapshot(snapshot_path)
+    check_snapshot_config(config, snapshot, str(snapshot_path))
+    info: DatasetInfo = read_info(paths.prepared)
+    stored_info = DatasetInfo.from_dict(snapshot["info"])
+    if stored_info != info:
+        raise CheckpointError(
+            f"{snapshot_path}: trained on a differently shaped data set than {paths.prepared}; "
+            "run the train stage again (dvc repro)"
+        )
+    encoder = load_encoder(paths.encoders / ENCODER_FILE)
+    criterion = registry.losses.build(config.loss, task=info.task)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+
+    metrics: dict[str, dict[str, Any]] = {}
+    predictions: dict[str, pd.DataFrame] = {}
+    for split in SPLITS:
+        frame = read_split(paths.prepared, split)
+        x, y = to_arrays(frame, info)
+        outputs = predict(model, torch.from_numpy(encoder.encode(x)), config.train.batch_size)
+        metrics[split], predictions[split] = evaluate_split(
+            outputs, torch.from_numpy(y), info, criterion=criterion, index=frame.index.to_numpy()
+        )
+        shown = ", ".join(
+            f"{name} {value:.4f}" for name, value in scalar_metrics(metrics[split]).items() if value is not None
+        )
+        print(f"evaluate: {split} ({len(frame)} rows): {shown}", flush=True)
+    return metrics, predictions, info
+
+
+def write_outputs(
+    metrics: dict[str, dict[str, Any]], predictions: dict[str, pd.DataFrame], info: DatasetInfo, paths: ProjectPaths
+) -> list[str]:
+    """Write eval.json, the DVC plot CSVs, the predictions and the per-class report; the paths written."""
+    written: list[str] = []
+
+    def write(path: Path, data: bytes | str) -> None:
+        atomic_write_bytes(path, data.encode() if isinstance(data, str) else data)
+        written.append(str(path))
+
+    for split in SPLITS:
+        write(paths.evaluation / predictions_file(split), frame_bytes(predictions[split]))
+    if info.task == "classification":
+        for split in SPLITS:
+            write(paths.plots / f"confusion_{split}.csv", actual_predicted_csv(predictions[split]))
+        detail = {
+            "classes": list(info.classes),
+            **{
+                split: {
+                    "per_class": metrics[split]["per_class"],
+                    "confusion_matrix": metrics[split]["confusion_matrix"],
+                }
+                for split in SPLITS
+            },
+        }
+        atomic_write_json(paths.evaluation / PER_CLASS_FILE, detail)
+        written.append(str(paths.evaluation / PER_CLASS_FILE))
+    else:
+        write(paths.plots / "predictions_test.csv", actual_predicted_csv(predictions["test"]))
+    eval_path = paths.metrics / EVAL_FILE
+    atomic_write_json(eval_path, {split: scalar_metrics(metrics[split]) for split in SPLITS})
+    written.append(str(eval_path))
+    return written
+
+
+def run(config: Config, paths: ProjectPaths) -> dict[str, Any]:
+    """Evaluate the best model; returns ``{"val": {...}, "test": {...}, "outputs": [paths]}``."""
+    metrics, predictions, info = evaluate(config, paths)
+    written = write_outputs(metrics, predictions, info, paths)
+    print(f"evaluate: wrote {paths.metrics / EVAL_FILE}, {paths.plots}/, {paths.evaluation}/", flush=True)
+    return {**{split: scalar_metrics(metrics[split]) for split in SPLITS}, "outputs": written}

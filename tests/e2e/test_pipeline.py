@@ -1,0 +1,101 @@
+"""The whole pipeline under DVC in a temporary git repo: repro, no-op, experiments, bit-identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.project import FAST_PARAMS, make_project, run
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ("prepare", "fit_encoder", "train", "evaluate", "package")
+DETERMINISTIC_OUTPUTS = (
+    "data/prepared/train.parquet",
+    "data/encoders/encoder.json",
+    "models/best.pt",
+    "models/last.pt",
+    "metrics/train.json",
+    "metrics/eval.json",
+    "plots/history.csv",
+    "results/manifest.json",
+)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ran_stages(output: str) -> set[str]:
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One project, reproduced once (with the import log on) and shared by the tests below."""
+    project = make_project(tmp_path_factory.mktemp("e2e") / "project", FAST_PARAMS)
+    log = project.parent / "imports.jsonl"
+    result = run(["dvc", "repro"], project, TRAINFLOW_IMPORT_LOG=str(log))
+    digests = {name: digest(project / name) for name in DETERMINISTIC_OUTPUTS}
+    (project.parent / "digests.json").write_text(json.dumps(digests))
+    return project, result.stdout + result.stderr
+
+
+def test_repro_runs_every_stage_and_writes_every_output(pipeline: tuple[Path, str]) -> None:
+    project, output = pipeline
+    assert ran_stages(output) == set(STAGES)
+    for name in DETERMINISTIC_OUTPUTS:
+        assert (project / name).is_file(), name
+    metrics = json.loads((project / "metrics" / "eval.json").read_text())
+    assert set(metrics) >= {"val", "test"}
+    assert metrics["test"]["accuracy"] >= 0.9  # three epochs on digits
+    manifest = json.loads((project / "results" / "manifest.json").read_text())
+    assert manifest["files"]
+
+
+def test_second_repro_is_a_no_op(pipeline: tuple[Path, str]) -> None:
+    project, _ = pipeline
+    result = run(["dvc", "repro"], project)
+    assert ran_stages(result.stdout) == set()
+    assert "up to date" in result.stdout
+
+
+def test_dvc_yaml_lists_every_source_file_a_stage_imports(pipeline: tuple[Path, str]) -> None:
+    project, _ = pipeline
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    commands = {spec["cmd"].split()[1]: name for name, spec in stages.items()}
+    logged = [json.loads(line) for line in (project.parent / "imports.jsonl").read_text().splitlines()]
+    assert {entry["command"] for entry in logged} == set(commands)
+    for entry in logged:
+        deps = stages[commands[entry["command"]]]["deps"]
+        missing = [
+            file
+            for file in entry["files"]
+            if not any(file == dep or file.startswith(dep.rstrip("/") + "/") for dep in deps)
+            and not file.endswith("__init__.py")
+        ]
+        assert not missing, f"stage {commands[entry['command']]} imports files dvc.yaml does not list: {missing}"
+
+
+def test_a_train_param_reruns_train_and_later_stages_only(pipeline: tuple[Path, str]) -> None:
+    project, _ = pipeline
+    result = run(["dvc", "exp", "run", "-S", "train.optimizer.lr=0.003"], project)
+    assert ran_stages(result.stdout) == {"train", "evaluate", "package"}
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    assert "0.003" in json.dumps(shown)
+    table = run(["dvc", "exp", "show", "--no-pager", "--md"], project).stdout
+    assert "train.optimizer.lr" in table
+
+
+def test_two_runs_from_scratch_are_bit_identical(pipeline: tuple[Path, str], dvc_project: Callable[..., Path]) -> None:
+    first, _ = pipeline
+    first_digests = json.loads((first.parent / "digests.json").read_text())
+    second = dvc_project(name="second")
+    run(["dvc", "repro"], second)
+    for name in DETERMINISTIC_OUTPUTS:
+        assert digest(second / name) == first_digests[name], name

@@ -1,0 +1,221 @@
+"""The train stage: the prepared train/val splits and the fitted encoder -> a trained model.
+
+Reads ``data/prepared/`` and ``data/encoders/``; writes
+
+- ``models/best.pt`` (the epoch that was best by ``train.checkpoint.monitor``) and
+  ``models/last.pt`` (the final weights): model snapshots that the evaluate stage reads;
+- ``models/config.yaml``: the resolved config with its experiment id;
+- ``models/checkpoints/``: the resumable training state (persisted across DVC runs);
+- ``runs/``: TensorBoard event files (timings live there and on stdout only);
+- ``metrics/train.json``: the best and last epoch's metrics (DVC metrics);
+- ``plots/history.csv``: one row per epoch, ``epoch,train_loss,val_loss,val_<metric>...``
+  (DVC plots).
+
+Re-running the stage continues from the newest readable checkpoint whose training fingerprint
+matches the config; ``train.max_epochs`` and ``train.early_stopping.patience`` may be raised for
+that. A finished run reports so and trains no further. Everything written outside ``runs/``
+is a pure function of the config and the data: two runs from scratch write identical bytes
+(on CPU), and so does an interrupted run once resumed to the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainflow import registry
+from trainflow.config import CheckpointConfig, Config, save_resolved
+from trainflow.data.datasets import DatasetInfo
+from trainflow.data.prepare import read_prepared, to_arrays
+from trainflow.encoders import ENCODER_FILE, load_encoder
+from trainflow.errors import ConfigError, TrainflowError
+from trainflow.io import atomic_write_text
+from trainflow.models.snapshot import build_model, save_model_snapshot
+from trainflow.paths import ProjectPaths
+from trainflow.training.callbacks import Checkpoint
+from trainflow.training.checkpoint import load_checkpoint
+from trainflow.training.loaders import InMemoryLoader
+from trainflow.training.loggers import CSVLogger, JSONLogger, history_csv, summary
+from trainflow.training.seeding import configure_determinism, make_generator, seed_everything, seed_worker
+from trainflow.training.trainer import Trainer
+
+HISTORY_FILE = "history.csv"
+SUMMARY_FILE = "train.json"
+
+
+def make_loader(config: Config, x: np.ndarray, y: np.ndarray, shuffle: bool) -> Any:
+    """Batches of ``(x, y)`` as ``train.loader`` says: indexed in memory, or a seeded DataLoader."""
+    inputs, targets = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+    t = config.train
+    if t.loader == "memory":
+        return InMemoryLoader(inputs, targets, batch_size=t.batch_size, shuffle=shuffle, seed=config.seed)
+    return DataLoader(
+        TensorDataset(inputs, targets),
+        batch_size=t.batch_size,
+        shuffle=shuffle,
+        num_workers=t.num_workers,
+        worker_init_fn=seed_worker,
+        generator=make_generator(config.seed),
+        persistent_workers=False,
+    )
+
+
+def monitors(config: Config) -> tuple[str, str]:
+    """The metric and mode that pick ``models/best.pt``, after checking both monitored keys.
+
+    A monitor must be a metric this run computes, else the stage fails before any work. One
+    exception: ``train.checkpoint.monitor`` left at its default (``val/accuracy``) in a run
+    that computes no accuracy (a regression) picks the best epoch by ``val/loss`` instead.
+    """
+    known = ["train/loss", "val/loss", *(f"val/{name}" for name in config.metrics)]
+    stopping = config.train.early_stopping
+    if stopping.patience and stopping.monitor not in known:
+        raise ConfigError(
+            f"train.early_stopping.monitor: {stopping.monitor!r} is not computed by this run; valid: {', '.join(known)}"
+        )
+    checkpoint, default = config.train.checkpoint, CheckpointConfig()
+    if checkpoint.monitor in known:
+        return checkpoint.monitor, checkpoint.mode
+    if (checkpoint.monitor, checkpoint.mode) == (default.monitor, default.mode):
+        print(f"train: {default.monitor} is not computed by this run; models/best.pt is the best epoch by val/loss")
+        return "val/loss", "min"
+    raise ConfigError(
+        f"train.checkpoint.monitor: {checkpoint.monitor!r} is not computed by this run; valid: {', '.join(known)}"
+    )
+
+
+def build_loggers(config: Config, paths: ProjectPaths) -> list[Any]:
+    """The CSV history and JSON summary (the stage's DVC outputs) plus the configured extras."""
+    loggers: list[Any] = [CSVLogger(paths.plots / HISTORY_FILE), JSONLogger(paths.metrics / SUMMARY_FILE)]
+    targets = {"tensorboard": paths.runs, "npy": paths.runs / "history"}
+    for name in config.loggers:
+        if name in ("csv", "json"):
+            continue  # always written, above
+        entry = registry.loggers.get(name, key="loggers")
+        loggers.append(registry.loggers.build(entry.config_class(name=name), path=targets.get(name, paths.runs / name)))
+    return loggers
+
+
+def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, Any]:
+    """Train (resuming when possible) and write the stage's outputs; returns a short summary."""
+    monitor, mode = monitors(config)
+    t = config.train
+    seed_everything(config.seed)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    configure_determinism(t.deterministic)
+
+    splits, info = read_prepared(paths.prepared)
+    encoder = load_encoder(paths.encoders / ENCODER_FILE)
+    arrays = {}
+    for split in ("train", "val"):
+        x, y = to_arrays(splits[split], info)
+        arrays[split] = (encoder.encode(x).astype(np.float32, copy=False), y)
+    print(
+        f"train: {config.model.name} on {len(arrays['train'][1])} train / {len(arrays['val'][1])} val rows, "
+        f"{t.max_epochs} epochs, batch {t.batch_size}, loader {t.loader}",
+        flush=True,
+    )
+    trainer = Trainer.from_config(
+        config,
+        info,
+        make_loader(config, *arrays["train"], shuffle=True),
+        make_loader(config, *arrays["val"], shuffle=False),
+        checkpoint_dir=paths.checkpoints,
+        monitor=monitor,
+        mode=mode,
+        loggers=build_loggers(config, paths),
+        echo=lambda line: print(f"train: {line}", flush=True),
+    )
+    trainer.fit(resume=resume)
+    if not trainer.stop_resumable:
+        raise TrainflowError(f"train: {trainer.stop_reason}; models/ keeps the last good checkpoint")
+
+    write_outputs(config, info, paths, trainer)
+    best = trainer.state.best_epoch
+    print(f"train: best epoch {best} by {trainer.monitor} = {trainer.state.best_value}; wrote {paths.models}/")
+    return {
+        "epochs": trainer.state.epoch,
+        "epochs_run": trainer.epochs_run,
+        "best_epoch": best,
+        "monitor": trainer.monitor,
+        "best_value": trainer.state.best_value,
+        "resumed_from": str(trainer.resumed_from) if trainer.resumed_from else None,
+        "stopped_early": trainer.stopped_early,
+    }
+
+
+def write_outputs(config: Config, info: DatasetInfo, paths: ProjectPaths, trainer: Trainer) -> None:
+    """models/{best,last}.pt, models/config.yaml, metrics/train.json and plots/history.csv from the
+    trainer's state; a file whose content would not change is left untouched."""
+    history = trainer.state.history
+    last_record = history[-1] if history else {}
+    write_snapshot(paths.models / "last.pt", trainer.model, config, info, trainer.state.epoch, last_record)
+
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, Checkpoint))
+    best_epoch = trainer.state.best_epoch
+    if checkpoint.best_path is not None and best_epoch is not None:
+        model = build_model(config, info)
+        model.load_state_dict(load_checkpoint(checkpoint.best_path)["model"]["state_dict"])
+        write_snapshot(paths.models / "best.pt", model, config, info, best_epoch, history[best_epoch - 1])
+    else:  # no finite monitored value yet: the last weights are the best there are
+        write_snapshot(paths.models / "best.pt", trainer.model, config, info, trainer.state.epoch, last_record)
+
+    staging = paths.models / ".config.yaml.new"
+    save_resolved(config, staging)
+    replace_if_changed(staging, paths.models / "config.yaml")
+    write_text_if_changed(paths.plots / HISTORY_FILE, history_csv(history))
+    _write_json_if_changed(paths.metrics / SUMMARY_FILE, summary(trainer))
+
+
+def write_snapshot(
+    path: Path, model: torch.nn.Module, config: Config, info: DatasetInfo, epoch: int, record: dict[str, float]
+) -> None:
+    staging = path.with_name(f".{path.name}.new")
+    save_model_snapshot(staging, model, config, info, epoch=epoch, metrics=dict(record))
+    replace_if_changed(staging, path)
+
+
+def replace_if_changed(staging: Path, target: Path) -> None:
+    """Move ``staging`` over ``target`` unless both hold the same bytes (then drop ``staging``)."""
+    if target.is_file() and target.read_bytes() == staging.read_bytes():
+        staging.unlink()
+    else:
+        os.replace(staging, target)
+
+
+def write_text_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it holds it already; either way it ends on disk (fsync):
+    the loggers wrote it during training without fsync."""
+    if path.is_file() and path.read_text() == text:
+        fsync_file(path)
+    else:
+        atomic_write_text(path, text)
+
+
+def _write_json_if_changed(path: Path, data: dict[str, Any]) -> None:
+    write_text_if_changed(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m trainflow.stages.train [--params P] [--root R] [--no-resume] [key=value ...]``."""
+    from trainflow.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

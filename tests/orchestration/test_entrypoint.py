@@ -1,0 +1,54 @@
+"""``python -m flows``, the image's entrypoint: flows, stages, and any other command as given."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.fixtures.prefect import prefect_env
+from tests.orchestration.projects import env, pipeline_project
+
+
+def flows(*args: str, cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows", *args],
+        cwd=cwd,
+        env={**env(), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_another_command_runs_as_given(tmp_path: Path) -> None:
+    """Prefect's docker worker passes its own command to the entrypoint; it must run unchanged."""
+    result = flows(sys.executable, "-c", "import os, sys; print(os.getcwd(), sys.argv[1:])", "a b", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{tmp_path} ['a b']"
+
+
+def test_stage_runs_it_through_dvc(tmp_path: Path) -> None:
+    root = pipeline_project(tmp_path / "project")
+    result = flows("stage", "prepare", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Running stage 'prepare'" in result.stdout
+    assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == {"prepare"}
+
+
+def test_a_flow_with_a_bad_override_prints_one_error_line(tmp_path: Path, prefect_server: str) -> None:
+    root = pipeline_project(tmp_path / "project")
+    result = flows(
+        "flow",
+        "training_pipeline",
+        "-S",
+        "train.optimizr.lr=0.1",
+        cwd=root,
+        extra_env=prefect_env(prefect_server, tmp_path / "home"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith("error: ")
+    assert "train.optimizr" in result.stderr.splitlines()[-1]
+    assert not (root / "dvc.lock").exists()

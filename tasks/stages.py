@@ -98,6 +98,8 @@ def pipeline_status(root: str = ".", stages: tuple[str, ...] = STAGES) -> list[s
     is every stage from the first changed one on; anything ``dvc status`` reports that is not a
     stage of the list (a changed ``.dvc`` file, for one) makes every stage a candidate.
     """
+    if not (Path(root) / "dvc.lock").is_file():
+        return list(stages)  # DVC has run no stage here yet: each is new to it
     changed = set(stale_stages(root))
     if changed - set(stages):
         return list(stages)

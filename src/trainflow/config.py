@@ -413,10 +413,15 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any,
 
 
 def save_resolved(config: Config, path: str | Path) -> None:
-    """Write the resolved config (with its experiment id) as YAML, atomically."""
+    """Write the resolved experiment (with its id) as YAML, atomically.
+
+    Like the id, it leaves out ``upload`` and ``retrain``, so a stage's outputs depend only on
+    the params that stage declares in dvc.yaml.
+    """
     from trainflow.io import atomic_write_text
 
-    data = {"experiment_id": experiment_id(config), **to_dict(config)}
+    experiment = {key: value for key, value in to_dict(config).items() if key not in SHIPPING_SECTIONS}
+    data = {"experiment_id": experiment_id(config), **experiment}
     atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))
 
 

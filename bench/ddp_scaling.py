@@ -236,7 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=16384)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the fastest counts")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each measurement; the fastest counts")
     parser.add_argument("--worker", choices=["framework", "raw", "raw-ddp"])
     parser.add_argument("--out")
     parser.add_argument("--device", default="cpu")

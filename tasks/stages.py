@@ -19,7 +19,6 @@ What Prefect adds:
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -190,9 +189,6 @@ def upload(root: str = ".") -> dict[str, Any]:
     from trainflow.storage.upload import upload_results
 
     paths = ProjectPaths(Path(root).resolve())
-    # A relative file:// target (the default, file://uploads) means a folder of the project,
-    # wherever the flow process was started.
-    with contextlib.chdir(paths.root):
-        report = upload_results(load_config(paths.params), paths)
+    report = upload_results(load_config(paths.params), paths)  # a relative file:// is under paths.root
     get_run_logger().info("uploaded to %s", report.location)
     return {"location": report.location, **report.to_dict()}

@@ -42,7 +42,7 @@ def test_upload_retries_fails_clearly_and_a_rerun_completes(tmp_path: Path, moto
     assert isinstance(error, StorageError)
     assert "127.0.0.1" in str(error) or BUCKET in str(error)
     assert SECRET_ACCESS_KEY not in str(error)
-    assert task_run_states(state.state_details.flow_run_id).count("AwaitingRetry") == 2  # three attempts
+    assert task_run_states(state.state_details.flow_run_id).count("Retrying") == 2  # three attempts
     assert {path: path.read_bytes() for path in results_before} == results_before  # local results untouched
 
     moto_process.start()

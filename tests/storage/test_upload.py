@@ -182,7 +182,8 @@ def test_upload_results_without_optional_files(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     report = upload_results(resolve({"upload": {"target": "file://uploads"}}), ProjectPaths(tmp_path / "project"))
     assert "dvc.lock" not in report.manifest["files"] and "config.yaml" not in report.manifest["files"]
-    assert report.location.startswith((tmp_path / "uploads").as_uri())  # relative to the current directory
+    assert report.location.startswith((tmp_path / "project" / "uploads").as_uri())  # relative to the project root
+    assert not (tmp_path / "uploads").exists()
 
 
 def test_upload_results_needs_the_pipeline_outputs(tmp_path: Path) -> None:

@@ -95,20 +95,37 @@ def test_uneven_data_gives_every_rank_the_same_number_of_batches() -> None:
     assert sorted(i for loader in exact for batch in labels(loader) for i in batch) == list(range(11))
 
 
-def test_sharded_position_converts_across_world_sizes() -> None:
-    """A mid-epoch position saved by 2 ranks of 4 resumes one rank of 8 (and back) at the same sample."""
-    two = ShardedInMemoryLoader(*samples(64), rank=0, world_size=2, batch_size=4, shuffle=True, seed=1)
-    iterator = iter(two)
-    for _ in range(4):  # 4 batches x 4 x 2 ranks: 32 samples done
-        next(iterator)
-    state = two.state_dict()
-    assert state["samples_done"] == 32
-    one = ShardedInMemoryLoader(*samples(64), rank=0, world_size=1, batch_size=4, shuffle=True, seed=1)
+def test_a_mid_epoch_position_converts_across_world_sizes() -> None:
+    """Two ranks 4 batches of 4 into an epoch (32 samples done) resume in one process at sample 32,
+    and a single process 8 batches in resumes two ranks at their 4th batch."""
+
+    def sharded(rank: int, world: int) -> ShardedInMemoryLoader:
+        return ShardedInMemoryLoader(*samples(64), rank=rank, world_size=world, batch_size=4, shuffle=True, seed=1)
+
+    ranks = [sharded(0, 2), sharded(1, 2)]
+    seen: list[int] = []
+    for loader in ranks:
+        iterator = iter(loader)
+        seen += [i for _ in range(4) for i in next(iterator)[1].tolist()]
+    state = ranks[0].state_dict()
+    assert state["world_size"] == 2 and state["samples_done"] == 32
+    plain = InMemoryLoader(*samples(64), batch_size=4, shuffle=True, seed=1)
+    plain.load_state_dict(state)
+    rest = [i for batch in labels(plain) for i in batch]
+    assert len(rest) == 32 and sorted(seen + rest) == list(range(64))
+    one = sharded(0, 1)
     one.load_state_dict(state)
-    assert len(labels(one)) == 8  # 64 - 32 samples left, 4 per batch
-    back = ShardedInMemoryLoader(*samples(64), rank=1, world_size=2, batch_size=4, shuffle=True, seed=1)
-    back.load_state_dict({"seed": 1, "epoch": 0, "batches_done": 8})  # a single process, 32 samples done
-    assert len(labels(back)) == 4
+    assert [i for batch in labels(one) for i in batch] == rest
+
+    single = InMemoryLoader(*samples(64), batch_size=4, shuffle=True, seed=1)
+    iterator = iter(single)
+    done = [i for _ in range(8) for i in next(iterator)[1].tolist()]
+    resumed = []
+    for rank in range(2):
+        loader = sharded(rank, 2)
+        loader.load_state_dict(single.state_dict())
+        resumed += [i for batch in labels(loader) for i in batch]
+    assert sorted(done + resumed) == list(range(64))
 
 
 def test_shard_sampler_and_dataloader_rebuild() -> None:

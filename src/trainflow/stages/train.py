@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.distributed.elastic.multiprocessing.errors import record
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainflow import registry
@@ -40,6 +41,7 @@ from trainflow.errors import ConfigError, TrainflowError
 from trainflow.io import atomic_write_text
 from trainflow.models.snapshot import build_model, save_model_snapshot
 from trainflow.paths import ProjectPaths
+from trainflow.training import distributed, launch
 from trainflow.training.callbacks import Checkpoint
 from trainflow.training.checkpoint import load_checkpoint
 from trainflow.training.loaders import InMemoryLoader
@@ -85,7 +87,8 @@ def monitors(config: Config) -> tuple[str, str]:
     if checkpoint.monitor in known:
         return checkpoint.monitor, checkpoint.mode
     if (checkpoint.monitor, checkpoint.mode) == (default.monitor, default.mode):
-        print(f"train: {default.monitor} is not computed by this run; models/best.pt is the best epoch by val/loss")
+        if distributed.is_main_process():
+            print(f"train: {default.monitor} is not computed by this run; models/best.pt is the best epoch by val/loss")
         return "val/loss", "min"
     raise ConfigError(
         f"train.checkpoint.monitor: {checkpoint.monitor!r} is not computed by this run; valid: {', '.join(known)}"
@@ -105,7 +108,32 @@ def build_loggers(config: Config, paths: ProjectPaths) -> list[Any]:
 
 
 def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, Any]:
-    """Train (resuming when possible) and write the stage's outputs; returns a short summary."""
+    """Train (resuming when possible) and write the stage's outputs; returns a short summary.
+
+    One process trains here. More (``train.distributed``: ``nproc_per_node x nnodes`` > 1)
+    re-run this stage under torchrun, each worker training its share with DDP and the main
+    one writing the outputs (see docs/distributed.md); a restarted worker group always resumes.
+    """
+    if launch.needs_launch(config.train.distributed):
+        monitors(config)  # a config error stops here, before any process starts
+        launch.launch_train(config, paths, resume=resume)
+        summary_file = paths.metrics / SUMMARY_FILE  # on the node that wrote the outputs
+        written = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        return {"world_size": launch.world_size(config.train.distributed), **written}
+    if distributed.under_torchrun():
+        return record(train_worker)(config, paths, resume or distributed.restart_count() > 0)
+    return train_in_process(config, paths, resume)
+
+
+def train_worker(config: Config, paths: ProjectPaths, resume: bool) -> dict[str, Any]:
+    """One torchrun worker: join the process group, train, leave the group."""
+    with distributed.process_group(config.train.distributed):
+        return train_in_process(config, paths, resume)
+
+
+def train_in_process(config: Config, paths: ProjectPaths, resume: bool) -> dict[str, Any]:
+    """The training itself, in this process (alone, or as one DDP worker of several)."""
+    main_process = distributed.is_main_process()
     monitor, mode = monitors(config)
     t = config.train
     seed_everything(config.seed)
@@ -119,11 +147,12 @@ def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, A
     for split in ("train", "val"):
         x, y = to_arrays(splits[split], info)
         arrays[split] = (encoder.encode(x).astype(np.float32, copy=False), y)
-    print(
-        f"train: {config.model.name} on {len(arrays['train'][1])} train / {len(arrays['val'][1])} val rows, "
-        f"{t.max_epochs} epochs, batch {t.batch_size}, loader {t.loader}",
-        flush=True,
-    )
+    if main_process:
+        print(
+            f"train: {config.model.name} on {len(arrays['train'][1])} train / {len(arrays['val'][1])} val rows, "
+            f"{t.max_epochs} epochs, batch {t.batch_size}, loader {t.loader}",
+            flush=True,
+        )
     trainer = Trainer.from_config(
         config,
         info,
@@ -139,9 +168,10 @@ def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, A
     if not trainer.stop_resumable:
         raise TrainflowError(f"train: {trainer.stop_reason}; models/ keeps the last good checkpoint")
 
-    write_outputs(config, info, paths, trainer)
     best = trainer.state.best_epoch
-    print(f"train: best epoch {best} by {trainer.monitor} = {trainer.state.best_value}; wrote {paths.models}/")
+    if main_process:
+        write_outputs(config, info, paths, trainer)
+        print(f"train: best epoch {best} by {trainer.monitor} = {trainer.state.best_value}; wrote {paths.models}/")
     return {
         "epochs": trainer.state.epoch,
         "epochs_run": trainer.epochs_run,

@@ -139,14 +139,14 @@ def _is_object(path: Path) -> bool:
     return path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))
 
 
-def open_store(target: str, settings: S3Settings | None = None) -> ArtifactStore:
-    """The store for ``target``: ``file://folder`` (relative to the current directory, or
-    ``file:///absolute``) or ``s3://bucket/prefix``. ``settings`` apply to S3 only."""
+def open_store(target: str, settings: S3Settings | None = None, root: Path | None = None) -> ArtifactStore:
+    """The store for ``target``: ``file://folder`` (relative to ``root``, default the current
+    directory, or ``file:///absolute``) or ``s3://bucket/prefix``. ``settings`` apply to S3 only."""
     if target.startswith("file://"):
         folder = target.removeprefix("file://")
         if not folder:
             raise StorageError(f"{target!r}: missing folder; use file://folder or file:///absolute/folder")
-        return LocalStore(Path(folder))
+        return LocalStore(Path(root or ".") / folder)
     if target.startswith("s3://"):
         bucket, _, prefix = target.removeprefix("s3://").partition("/")
         if not bucket:

@@ -125,8 +125,8 @@ def upload_results(config: Config, paths: ProjectPaths) -> UploadReport:
 
     Layout there: ``results/...`` (the result package, with its own manifest), ``model/best.pt``,
     ``config.yaml`` (the resolved config, if ``models/config.yaml`` exists), ``dvc.lock`` (if
-    present) and ``manifest.json``. A relative ``file://`` target is relative to the current
-    directory.
+    present) and ``manifest.json``. A relative ``file://`` target is relative to the project
+    root, so the same params.yaml uploads to the same place from any working directory.
     """
     from trainflow import __version__
     from trainflow.config import experiment_id
@@ -147,7 +147,10 @@ def upload_results(config: Config, paths: ProjectPaths) -> UploadReport:
     files["model/best.pt"] = model
     optional = {"config.yaml": Path(paths.models) / "config.yaml", "dvc.lock": Path(paths.root) / "dvc.lock"}
     files.update({key: path for key, path in optional.items() if path.is_file()})
-    return upload_files(files, config.upload.target, experiment_id(config), {"trainflow_version": __version__})
+    store = open_store(config.upload.target, root=Path(paths.root))
+    return upload_files(
+        files, config.upload.target, experiment_id(config), {"trainflow_version": __version__}, store=store
+    )
 
 
 def _entry(path: Path) -> dict[str, Any]:

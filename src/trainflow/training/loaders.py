@@ -108,7 +108,14 @@ class InMemoryLoader:
         return {"seed": self.seed, "epoch": self.epoch, "batches_done": self._batches_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state_dict`: the next pass yields the rest of that epoch."""
+        """Continue from :meth:`state_dict`: the next pass yields the rest of that epoch.
+
+        A state saved by one of several DDP processes (a sharded loader's, with ``world_size``)
+        resumes at the same sample of the epoch: its global ``samples_done``, in whole batches.
+        """
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
-        self._batches_done = self._resume_at = int(state["batches_done"])
+        batches = int(state["batches_done"])
+        if int(state.get("world_size", 1)) != 1:
+            batches = min(len(self), int(state["samples_done"]) // self.batch_size)
+        self._batches_done = self._resume_at = batches

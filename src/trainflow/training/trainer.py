@@ -34,7 +34,7 @@ The loop and its hooks, in the order they run::
                             scheduler.step() when scheduler_interval == "step"
                     state.batch_in_epoch += 1
                     on_batch_end(trainer, batch, loss)          # loss: this batch's, detached
-                    break if end_epoch() or request_stop(now=True) was called
+                    break if end_epoch() or request_stop(now=True) was called (by any process, under DDP)
                 optimizer_step() if accumulated gradients are left over
             validate(): evaluate val_loader; on_validation_end(trainer, metrics)  # may add metrics
             scheduler.step() when scheduler_interval == "epoch"
@@ -51,7 +51,10 @@ position), then restores the second; on CPU the result is bit-identical to a run
 
 Distributed training hooks in through ``is_main_process`` (callbacks marked ``main_process_only``,
 the writers, run on rank 0 alone), torchmetrics' own sync, ``reduce_sum`` for the loss sums, and
-the ``set_epoch`` call on the loader or its sampler.
+the ``set_epoch`` call on the loader or its sampler. Under torchrun (``WORLD_SIZE`` > 1) the
+Trainer joins the process group, shards its loaders and trains a DDP wrapper of the model
+(see :mod:`trainflow.training.distributed`); after every batch and epoch the processes agree on
+stop requests (``_sync_stop``), so they all leave the loop at the same batch.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ from torch import nn
 
 from trainflow.errors import CheckpointError, ConfigError, DataError
 from trainflow.models.snapshot import clean_state_dict, unwrap_model
+from trainflow.training import distributed
 from trainflow.training.callbacks import HOOKS, Checkpoint, EarlyStopping, EndSave, hook_methods
 from trainflow.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -158,7 +162,8 @@ class Trainer:
             raise ConfigError(f"mode: must be 'min' or 'max', got {mode!r}")
         if grad_accum_steps < 1:
             raise ConfigError(f"train.grad_accum_steps: must be >= 1, got {grad_accum_steps}")
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        self.world_size = distributed.setup(config.train.distributed if config is not None else None, device)
+        self.device = distributed.local_device(device)
         if precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision: must be fp32, bf16 or fp16, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
@@ -167,7 +172,9 @@ class Trainer:
                 f"{self.device.type}; use bf16 or fp32"
             )
         self.model = model.to(self.device)
-        self.train_loader, self.val_loader, self.test_loader = train_loader, val_loader, test_loader
+        self.train_loader = distributed.shard_loader(train_loader, train=True, report=echo)
+        self.val_loader = distributed.shard_loader(val_loader, train=False, report=echo)
+        self.test_loader = distributed.shard_loader(test_loader, train=False, report=echo)
         self.optimizer, self.criterion, self.scheduler = optimizer, criterion, scheduler
         self.scheduler_interval = scheduler_interval
         self.max_epochs = max_epochs or 0
@@ -177,12 +184,14 @@ class Trainer:
         self.precision = precision
         self.deterministic = deterministic
         self.config, self.build = config, dict(build or {})
-        self.echo = echo
+        self.echo = echo if distributed.is_main_process() else _quiet
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self._compile = (dict(compile) if isinstance(compile, Mapping) else {}) if compile else None
         self._forward: Callable[[Any], Any] = model
-        if compile:
-            self._forward = torch.compile(model, **(dict(compile) if isinstance(compile, Mapping) else {}))
+        if self._compile is not None:
+            self._forward = torch.compile(model, **self._compile)
+        self._plain_forward = self._forward  # evaluation; training too, except under DDP (see fit)
         self._autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
         if precision != "fp32":
             dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -238,7 +247,9 @@ class Trainer:
         if self.state.epoch >= self.max_epochs:
             self.echo(f"training already finished: {self.state.epoch} of {self.max_epochs} epochs done; nothing to do")
         try:
+            self._forward = self._training_forward()
             self._call("on_fit_start")
+            self._sync_stop()
             while self.state.epoch < self.max_epochs and not self.should_stop:
                 train_metrics = self.train_epoch()
                 if self.stopped_mid_epoch:
@@ -252,6 +263,8 @@ class Trainer:
         except BaseException as error:
             self._call("on_exception", error)
             raise
+        finally:  # a DDP wrapper lives for one fit: it must be gone before the process group is destroyed
+            self._forward = self._plain_forward
         return self.model
 
     def train_epoch(self) -> dict[str, float]:
@@ -265,6 +278,7 @@ class Trainer:
             self.state.batch_in_epoch += 1
             for hook in hooks_end:
                 hook(self, batch, loss)
+            self._sync_stop()
             if self._break_epoch:
                 break
         if self.stopped_mid_epoch:
@@ -330,6 +344,7 @@ class Trainer:
         """``{prefix}/loss`` (mean over samples) and ``{prefix}/<metric>`` for each scalar metric."""
         was_training = self.model.training
         self.model.eval()
+        distributed.sync_buffers(self.model)
         metrics = self._metrics.get(prefix, self._metrics.get("val"))
         if metrics is not None:
             metrics.reset()
@@ -338,7 +353,7 @@ class Trainer:
         for batch in loader:
             inputs, targets = self._to_device(batch)
             with self._autocast():
-                outputs = self._forward(inputs)
+                outputs = self._plain_forward(inputs)  # no DDP collectives per evaluation batch
                 loss = self.criterion(outputs, targets)
             size = len(targets)
             total += loss.detach() * size
@@ -383,12 +398,12 @@ class Trainer:
 
     def reduce_sum(self, value: torch.Tensor | int) -> torch.Tensor | int:
         """The sum of ``value`` over processes: the value itself in a single process."""
-        return value
+        return distributed.reduce_sum(value)
 
     @property
     def is_main_process(self) -> bool:
         """True on the process that writes files (rank 0); always True in a single process."""
-        return True
+        return distributed.is_main_process()
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -483,18 +498,33 @@ class Trainer:
             }
 
     def resume(self, source: bool | str | Path = True) -> bool:
-        """Load the checkpoint ``source`` names (see :meth:`fit`); True when one was loaded."""
+        """Load the checkpoint ``source`` names (see :meth:`fit`); True when one was loaded.
+
+        Under DDP the main process picks and reads the checkpoint, and every process loads it.
+        """
+        found = distributed.run_on_main(self._find_checkpoint, source)
+        if found is None:
+            return False
+        path, payload = found
+        self.load_checkpoint_state(payload)
+        self.resumed_from = path
+        e, b, s = self.position
+        self.echo(f"resumed from {path} (epochs done {e}, batches into the next {b}, optimizer steps {s})")
+        return True
+
+    def _find_checkpoint(self, source: bool | str | Path) -> tuple[Path, dict[str, Any]] | None:
+        """The checkpoint :meth:`resume` loads and its contents; None to start fresh."""
         folder = self._checkpoint_folder() if source is True else Path(source)
         if folder is None:
             raise ConfigError("resume=True needs a checkpoint folder: pass checkpoint_dir= or a Checkpoint callback")
         if source is True and not folder.exists():
-            return False
+            return None
         scanned = folder.is_dir()
         if scanned:
             remove_stale_temporaries(folder)
             found = latest_checkpoint(folder, report=self.echo)
             if found is None:
-                return False
+                return None
             path, payload = found
         else:
             path, payload = folder, load_checkpoint(folder)
@@ -503,14 +533,10 @@ class Trainer:
             if source is not True:
                 raise CheckpointError(f"{path}: made with a different training config ({why}); cannot resume from it")
             self.echo(f"checkpoint {path.name} was made with a different training config ({why}): starting fresh")
-            return False
-        self.load_checkpoint_state(payload)
+            return None
         if scanned:
             self._drop_newer(path)
-        self.resumed_from = path
-        e, b, s = self.position
-        self.echo(f"resumed from {path} (epochs done {e}, batches into the next {b}, optimizer steps {s})")
-        return True
+        return path, payload
 
     @classmethod
     def from_config(
@@ -537,6 +563,8 @@ class Trainer:
         from trainflow.models.snapshot import build_model
 
         t = config.train
+        distributed.setup(t.distributed, t.device)  # under torchrun: shard before counting steps
+        train_loader = distributed.shard_loader(train_loader, train=True, report=options.get("echo", print))
         model = build_model(config, info)
         criterion = registry.losses.build(config.loss, task=info.task)
         optimizer = registry.optimizers.build(t.optimizer, params=model.parameters())
@@ -678,6 +706,28 @@ class Trainer:
             s.best_value, s.best_epoch = float(value), s.epoch
         s.history.append(record)
         self._call("on_epoch_end", record)
+        self._sync_stop()
+
+    def _sync_stop(self) -> None:
+        """Make every process take the same stop decision: a stop any of them requests stops all
+        at this batch (a process leaving the loop alone would leave the others waiting in DDP)."""
+        if self.world_size == 1:
+            return
+        stop, now, mid, final = distributed.count_true(
+            self.should_stop, self._break_epoch, self.stopped_mid_epoch, not self.stop_resumable
+        )
+        if 0 < stop < self.world_size:  # the same counts everywhere, so every process joins this
+            self.stop_reason = distributed.first_object(self.stop_reason)
+        self.should_stop, self._break_epoch, self.stopped_mid_epoch = stop > 0, now > 0, mid > 0
+        self.stop_resumable = final == 0
+
+    def _training_forward(self) -> Callable[[Any], Any]:
+        """What :meth:`train_step` calls during a fit: the model (compiled when asked), wrapped in
+        DDP when several processes train it."""
+        if self.world_size == 1:
+            return self._plain_forward
+        wrapped = distributed.wrap_model(self.model, self.device)
+        return wrapped if self._compile is None else torch.compile(wrapped, **self._compile)
 
     def _call(self, hook: str, *args: Any) -> None:
         for method in self._hooks[hook]:
@@ -732,6 +782,10 @@ class Trainer:
             if other_position is not None and other_position > position:
                 other.unlink(missing_ok=True)
                 self.echo(f"removed unreadable checkpoint {other}")
+
+
+def _quiet(line: str) -> None:
+    """The echo of processes other than the main one: one copy of each message is enough."""
 
 
 def _improves(value: float, best: float | None, mode: str) -> bool:

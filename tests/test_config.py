@@ -179,6 +179,8 @@ def test_training_fingerprint_allows_raising_epochs_and_patience(tmp_path: Path)
     base = load_config(write(tmp_path, "seed: 1\n"))
     longer = load_config(write(tmp_path, "seed: 1\n"), ["train.max_epochs=99", "train.early_stopping.patience=9"])
     assert training_fingerprint(longer) == training_fingerprint(base)
+    scaled_out = load_config(write(tmp_path, "seed: 1\n"), ["train.distributed.nproc_per_node=2"])
+    assert training_fingerprint(scaled_out) == training_fingerprint(base)  # resume across world sizes
     changed = load_config(write(tmp_path, "seed: 1\n"), ["train.optimizer.lr=0.1"])
     assert training_fingerprint(changed) != training_fingerprint(base)
 

@@ -183,7 +183,12 @@ COMPONENTS: dict[str, tuple[str, str]] = {
 NAME_LISTS: dict[str, str] = {"metrics": "metrics", "loggers": "loggers"}
 # Keys that may change between an interrupted run and its resume (dwi_ml's new_max_epochs,
 # new_patience), plus sections that do not affect the trained weights.
-RESUMABLE_KEYS = ("train.max_epochs", "train.early_stopping.patience")
+# The world size may change too: checkpoints hold no rank-specific state.
+RESUMABLE_KEYS = (
+    "train.max_epochs",
+    "train.early_stopping.patience",
+    *(f"train.distributed.{key}" for key in DistributedConfig.__dataclass_fields__),
+)
 SHIPPING_SECTIONS = ("upload", "retrain")
 NON_TRAINING_SECTIONS = (*SHIPPING_SECTIONS, "metrics", "loggers")
 

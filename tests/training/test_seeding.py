@@ -66,8 +66,14 @@ class NumpyNoise(Dataset[tuple[float, float]]):
 
 
 def worker_draws(seed: int) -> list[tuple[float, float]]:
+    # spawn: workers must not inherit the test session's threads (servers started by other tests)
     loader = DataLoader(
-        NumpyNoise(), batch_size=2, num_workers=2, worker_init_fn=seed_worker, generator=make_generator(seed)
+        NumpyNoise(),
+        batch_size=2,
+        num_workers=2,
+        worker_init_fn=seed_worker,
+        generator=make_generator(seed),
+        multiprocessing_context="spawn",
     )
     return [(float(a), float(b)) for x, y in loader for a, b in zip(x, y, strict=True)]
 

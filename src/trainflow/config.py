@@ -222,15 +222,106 @@ def load_config(params_path: str | Path = "params.yaml", overrides: Sequence[str
     return resolve(raw, source=str(params_path))
 
 
+MAX_PARAMS_BYTES = 1_000_000  # a params file is a few kB; this refuses a file that would stall loading
+MAX_YAML_DEPTH = 100  # nesting of mappings and lists; deeper is a generated or hostile file
+MAX_YAML_VALUES = 100_000  # values after expanding aliases (a "billion laughs" file expands to 10**9)
+
+
+class YAMLLimitError(Exception):
+    """A YAML document exceeds :data:`MAX_YAML_DEPTH` or :data:`MAX_YAML_VALUES`."""
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses deep nesting and alias expansion past the limits.
+
+    The composed node graph of nested anchors is small, but every consumer that walks the data
+    (``json.dumps`` in :func:`resolve`, ``yaml.safe_dump``) expands each alias again; so the
+    expanded size is counted on the node graph before any Python object is built. Nesting is
+    bounded while composing, before Python's recursion limit is reached.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise YAMLLimitError(f"nested more than {MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, tuple[int, int]], open_nodes: set[int]) -> tuple[int, int]:
+    """``(values, depth)`` of ``node`` once every alias is expanded, memoised by node.
+
+    Anchors come before their aliases, so a walk in document order meets each anchored node
+    first where it is defined: the recursion is no deeper than the composed document.
+    """
+    if id(node) in seen:
+        return seen[id(node)]
+    if id(node) in open_nodes:
+        raise YAMLLimitError("an alias refers to the collection that contains it (recursive anchor)")
+    open_nodes.add(id(node))
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    measured = [_expanded_size(child, seen, open_nodes) for child in children]
+    open_nodes.discard(id(node))
+    size = 1 + sum(values for values, _ in measured)
+    depth = 1 + max((child_depth for _, child_depth in measured), default=0)
+    if size > MAX_YAML_VALUES:
+        raise YAMLLimitError(
+            f"holds more than {MAX_YAML_VALUES} values once aliases are expanded (nested anchors?); "
+            "write the values out"
+        )
+    if depth > MAX_YAML_DEPTH:
+        raise YAMLLimitError(f"aliases expand to more than {MAX_YAML_DEPTH} levels of nesting")
+    seen[id(node)] = (size, depth)
+    return size, depth
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with bounded nesting and alias expansion (:class:`YAMLLimitError`)."""
+    loader = _LimitedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_params(path: str | Path) -> dict[str, Any]:
-    """The YAML mapping in ``path`` (safe_load); a missing or malformed file is a ConfigError."""
+    """The YAML mapping in ``path``; a missing, oversized or malformed file is a ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text()
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a params file; pass --params PATH/params.yaml")
+        size = path.stat().st_size
+        if size > MAX_PARAMS_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is too large for a params file (limit {MAX_PARAMS_BYTES})")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found; create it or pass --params PATH") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or type(error).__name__})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except YAMLLimitError as error:
+        raise ConfigError(f"{path}: refused: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -244,12 +335,18 @@ def read_params(path: str | Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"train.optimizer.lr=0.003"`` -> ``("train.optimizer.lr", 0.003)``; the value is YAML."""
+    """``"train.optimizer.lr=0.003"`` -> ``("train.optimizer.lr", 0.003)``; the value is YAML.
+
+    A value that is not valid YAML is kept as a string; one past the nesting or alias limits
+    of :func:`load_yaml` is refused.
+    """
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.optimizer.lr=0.003")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = load_yaml(value) if value.strip() else ""
+    except YAMLLimitError as error:
+        raise ConfigError(f"override {key.strip()}: refused: {error}") from None
     except yaml.YAMLError:
         parsed = value
     return key.strip(), parsed
@@ -267,16 +364,24 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def resolve(raw: Mapping[str, Any], source: str = "params") -> Config:
-    """Validate a nested mapping into a :class:`Config`; errors name the dotted key."""
+def resolve(raw: Mapping[str, Any], source: str = "params", plugins: bool = True) -> Config:
+    """Validate a nested mapping into a :class:`Config`; errors name the dotted key.
+
+    ``plugins=True`` imports the modules listed under ``imports:`` first. A config read from a
+    model snapshot or checkpoint (a file that may come from anyone) is resolved with
+    ``plugins=False``: it imports nothing and its components must already be registered, by the
+    built-ins or by the ``imports:`` of the current params.yaml.
+    """
     import_builtins()
     raw = json.loads(json.dumps(raw, default=str))  # a deep copy of plain data
     imports = raw.get("imports", [])
     if isinstance(imports, str) or not isinstance(imports, list):
         raise ConfigError(f"{source}: imports: must be a list of module names, got {imports!r}")
-    registry.import_plugins(imports)
+    if plugins:
+        registry.import_plugins(imports)
+    needs = "" if plugins else _plugin_hint(imports)
     for key, (registry_name, default_name) in COMPONENTS.items():
-        _resolve_component(raw, key, getattr(registry, registry_name), default_name, source)
+        _resolve_component(raw, key, getattr(registry, registry_name), default_name, source, needs)
     for key, registry_name in NAME_LISTS.items():
         names = raw.get(key)
         if names is None:
@@ -286,14 +391,24 @@ def resolve(raw: Mapping[str, Any], source: str = "params") -> Config:
         known = getattr(registry, registry_name)
         for name in names:
             if name not in known:
-                raise ConfigError(f"{source}: " + registry.unknown_name_message(key, name, known.names()))
+                raise ConfigError(f"{source}: " + registry.unknown_name_message(key, name, known.names()) + needs)
     try:
         return TypeAdapter(Config).validate_python(raw)
     except ValidationError as error:
         raise ConfigError(f"{source}: {describe(error, Config)}") from None
 
 
-def _resolve_component(raw: dict[str, Any], key: str, reg: registry.Registry[Any], default: str, source: str) -> None:
+def _plugin_hint(imports: list[Any]) -> str:
+    """The advice added when a stored config names a component no imported module registers."""
+    if not imports:
+        return "; this model needs the plug-in that registers it: list its module under `imports:` in params.yaml"
+    modules = ", ".join(str(module) for module in imports)
+    return f"; this model needs plug-in {modules}: list it under `imports:` in params.yaml"
+
+
+def _resolve_component(
+    raw: dict[str, Any], key: str, reg: registry.Registry[Any], default: str, source: str, needs: str = ""
+) -> None:
     parts = key.split(".")
     parent = raw
     for part in parts[:-1]:
@@ -308,7 +423,9 @@ def _resolve_component(raw: dict[str, Any], key: str, reg: registry.Registry[Any
     name = section.get("name", default)
     if not isinstance(name, str):
         raise ConfigError(f"{source}: {key}.name: must be a string; known: {', '.join(reg.names())}")
-    entry = reg.get(name, key=f"{source}: {key}.name")
+    if name not in reg:
+        raise ConfigError(f"{source}: " + registry.unknown_name_message(f"{key}.name", name, reg.names()) + needs)
+    entry = reg.get(name)
     try:
         parent[parts[-1]] = TypeAdapter(entry.config_class).validate_python({**section, "name": name})
     except ValidationError as error:
@@ -417,16 +534,17 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any,
     return {key: (a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
 
 
-def save_resolved(config: Config, path: str | Path) -> None:
+def save_resolved(config: Config, path: str | Path, runtime: Mapping[str, Any] | None = None) -> None:
     """Write the resolved experiment (with its id) as YAML, atomically.
 
     Like the id, it leaves out ``upload`` and ``retrain``, so a stage's outputs depend only on
-    the params that stage declares in dvc.yaml.
+    the params that stage declares in dvc.yaml. ``runtime`` (torch version, CPU kernels,
+    threads: see trainflow.runtime) is recorded under its own key, outside the experiment.
     """
     from trainflow.io import atomic_write_text
 
     experiment = {key: value for key, value in to_dict(config).items() if key not in SHIPPING_SECTIONS}
-    data = {"experiment_id": experiment_id(config), **experiment}
+    data = {"experiment_id": experiment_id(config), **({"runtime": dict(runtime)} if runtime else {}), **experiment}
     atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))
 
 

@@ -21,6 +21,7 @@ import yaml
 from trainflow import __version__
 from trainflow.errors import TrainflowError
 from trainflow.paths import ProjectPaths
+from trainflow.runtime import pin_cpu_kernels
 
 # command -> (module with run(config, paths, **options), one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -140,6 +141,7 @@ def log_imported_modules(command: str, log_path: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        pin_cpu_kernels()  # before any stage imports torch: same bits on every x86 CPU
         COMMANDS[args.command](args)
     except TrainflowError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -41,6 +41,7 @@ from trainflow.results import plots
 from trainflow.results.evaluate import EVAL_FILE, PER_CLASS_FILE, predictions_file
 from trainflow.results.model_card import DataSummary, ModelSummary, render_model_card
 from trainflow.results.per_class import per_class_markdown
+from trainflow.runtime import runtime_record
 from trainflow.storage.manifest import write_manifest
 
 SPLITS = ("val", "test")
@@ -134,7 +135,8 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             )
         print("package: plots and per-class report", flush=True)
 
-        save_resolved(config, staging / "config.yaml")
+        runtime = runtime_record(config.train.threads)
+        save_resolved(config, staging / "config.yaml", runtime=runtime)
         card = render_model_card(
             config=config,
             experiment_id=exp_id,
@@ -157,7 +159,7 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             per_class=detail["test"]["per_class"] if detail is not None else None,
         )
         atomic_write_text(staging / "model_card.md", card)
-        manifest = write_manifest(staging, experiment_id=exp_id)
+        manifest = write_manifest(staging, experiment_id=exp_id, runtime=runtime)
         print(f"package: manifest of {len(manifest['files'])} files", flush=True)
 
     return {"results": str(paths.results), "experiment_id": exp_id, "files": sorted(manifest["files"])}

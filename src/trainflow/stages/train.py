@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from trainflow import registry
 from trainflow.config import CheckpointConfig, Config, save_resolved
+from trainflow.runtime import runtime_record
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_prepared, to_arrays
 from trainflow.encoders import ENCODER_FILE, load_encoder
@@ -200,7 +201,7 @@ def write_outputs(config: Config, info: DatasetInfo, paths: ProjectPaths, traine
         write_snapshot(paths.models / "best.pt", trainer.model, config, info, trainer.state.epoch, last_record)
 
     staging = paths.models / ".config.yaml.new"
-    save_resolved(config, staging)
+    save_resolved(config, staging, runtime=runtime_record(config.train.threads))
     replace_if_changed(staging, paths.models / "config.yaml")
     write_text_if_changed(paths.plots / HISTORY_FILE, history_csv(history))
     _write_json_if_changed(paths.metrics / SUMMARY_FILE, summary(trainer))

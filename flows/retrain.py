@@ -5,6 +5,8 @@
 3. compare ``retrain.metric`` of metrics/eval.json with the accepted model (``baseline``: a git
    revision read through ``dvc metrics diff``, or a JSON file of accepted metrics), using
    ``retrain.mode`` and ``retrain.max_drop`` from params.yaml;
+   (:func:`tasks.acceptance.decide`, which the CI retrain workflow runs as
+   ``python -m tasks.acceptance``);
 4. if not worse: ``dvc push`` and upload the result package; otherwise fail the run with a
    message saying by how much the metric got worse, and push and upload nothing.
 
@@ -19,7 +21,7 @@ from prefect import flow, get_run_logger
 
 from flows.training_pipeline import package_line, run_pipeline, upload_package
 from tasks import artifacts
-from tasks.acceptance import judge, metric_value, retrain_rule
+from tasks.acceptance import decide
 from tasks.dvc import dvc_session
 from tasks.versioning import accepted_metrics, dvc_pull, dvc_push, record_accepted
 from trainflow.errors import TrainflowError
@@ -60,10 +62,8 @@ def retrain(
         logger = get_run_logger()
         pulled = dvc_pull(root=root, require_remote=require_remote) if pull else None
         run = run_pipeline(root, overrides, timeouts, retries)
-        rule = retrain_rule(run.root / "params.yaml")
         accepted = accepted_metrics(root=str(run.root), baseline=baseline)
-        new = metric_value(run.metrics, rule.metric, "metrics/eval.json")
-        verdict = judge(rule.metric, accepted.get(rule.metric), new, rule.mode, rule.max_drop)
+        verdict = decide(run.root / "params.yaml", accepted, run.metrics)
         logger.info(verdict.message)
 
         pushed = report = None

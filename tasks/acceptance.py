@@ -3,11 +3,23 @@
 ``retrain.metric`` names a dotted key of metrics/eval.json (``test.accuracy``), ``retrain.mode``
 says whether higher (``max``) or lower (``min``) is better, and ``retrain.max_drop`` is how much
 worse the new value may be. With ``max_drop: 0`` a model is accepted when it is at least as good.
+
+The Prefect ``retrain`` flow and the CI retrain workflow decide through the same function,
+:func:`decide`; the workflow reaches it through this module's command line::
+
+    python -m tasks.acceptance [--root .] [--baseline HEAD]
+
+It prints the verdict in one line, and exits 1 (``error: <verdict>``) when the model in the
+working tree is worse than the accepted one by more than ``retrain.max_drop``, 2 on a bad
+``retrain`` section or missing metrics, 0 when accepted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +27,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from trainflow.config import RetrainConfig, describe, flatten, read_params
-from trainflow.errors import ConfigError
+from trainflow.errors import ConfigError, TrainflowError
 
 #: Float noise below this is not a change (metrics are written with limited precision).
 TOLERANCE = 1e-12
@@ -83,3 +95,54 @@ def retrain_rule(params_path: str | Path) -> RetrainConfig:
         return TypeAdapter(RetrainConfig).validate_python(section)
     except ValidationError as error:
         raise ConfigError(f"{params_path}: {describe(error, RetrainConfig, prefix='retrain')}") from None
+
+
+def decide(params_path: str | Path, accepted: Mapping[str, float | None], metrics: Mapping[str, Any]) -> Verdict:
+    """Apply params.yaml's ``retrain`` rule to new ``metrics`` (metrics/eval.json) and the accepted ones.
+
+    ``accepted`` is ``{dotted key: value}`` of the accepted model ({} when there is none yet).
+    """
+    rule = retrain_rule(params_path)
+    new = metric_value(metrics, rule.metric, "metrics/eval.json")
+    return judge(rule.metric, accepted.get(rule.metric), new, rule.mode, rule.max_drop)
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no metrics of a new model; run `dvc repro` first")
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(metrics, dict):
+        raise ConfigError(f"{path}: expected a JSON object of metrics")
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: judge the working tree's metrics/eval.json against ``--baseline``."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.acceptance", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=".", help="project root holding params.yaml (default: .)")
+    parser.add_argument("--baseline", default="HEAD", help="accepted model: git revision or .json file (default: HEAD)")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    from tasks.dvc import dvc_session
+    from tasks.process import CommandFailed
+    from tasks.versioning import accepted_metrics
+
+    try:
+        with dvc_session(root):
+            accepted = accepted_metrics.fn(root=str(root), baseline=args.baseline)
+        verdict = decide(root / "params.yaml", accepted, _read_metrics(root / "metrics" / "eval.json"))
+    except (TrainflowError, CommandFailed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not verdict.accepted:
+        print(f"error: {verdict.message}", file=sys.stderr)
+        return 1
+    print(f"accepted: {verdict.message}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

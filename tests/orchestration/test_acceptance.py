@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tasks.acceptance import judge, metric_value, retrain_rule
+from tests.orchestration.projects import ROOT, env, init_repo
 from trainflow.errors import ConfigError
 
 
@@ -55,3 +59,59 @@ def test_the_rule_comes_from_params_yaml(tmp_path: Path) -> None:
     params.write_text("retrain:\n  mode: best\n")
     with pytest.raises(ConfigError, match=r"retrain\.mode"):
         retrain_rule(params)
+
+
+def _metrics_project(path: Path, accepted: float | None, max_drop: float) -> Path:
+    """A git + DVC project whose dvc.yaml declares metrics/eval.json, with ``accepted`` committed."""
+    (path / "metrics").mkdir(parents=True)
+    (path / "dvc.yaml").write_text(
+        "stages:\n  evaluate:\n    cmd: 'true'\n    metrics:\n      - metrics/eval.json:\n          cache: false\n"
+    )
+    (path / "params.yaml").write_text(f"retrain:\n  metric: test.accuracy\n  mode: max\n  max_drop: {max_drop}\n")
+    if accepted is not None:
+        (path / "metrics" / "eval.json").write_text(json.dumps({"test": {"accuracy": accepted}}))
+    init_repo(path)
+    return path
+
+
+def _accept(root: Path, new: float, *args: str) -> subprocess.CompletedProcess[str]:
+    (root / "metrics" / "eval.json").write_text(json.dumps({"test": {"accuracy": new}}))
+    command = [sys.executable, "-m", "tasks.acceptance", "--root", str(root), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env(), cwd=ROOT)
+
+
+def test_the_command_rejects_a_worse_model_in_one_line(tmp_path: Path) -> None:
+    root = _metrics_project(tmp_path / "project", accepted=0.95, max_drop=0.01)
+    result = _accept(root, 0.9)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: " + judge("test.accuracy", 0.95, 0.9, "max", 0.01).message  # the flow's RetrainRejected message
+    ]
+    assert result.stdout == ""
+
+
+def test_the_command_accepts_within_max_drop_and_a_first_model(tmp_path: Path) -> None:
+    root = _metrics_project(tmp_path / "project", accepted=0.95, max_drop=0.01)
+    result = _accept(root, 0.945)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("accepted: test.accuracy (0.95 -> 0.945")
+    first = _metrics_project(tmp_path / "first", accepted=None, max_drop=0.0)
+    result = _accept(first, 0.5)
+    assert result.returncode == 0, result.stderr
+    assert "no accepted model to compare with" in result.stdout
+
+
+def test_the_command_names_a_bad_rule_or_missing_metrics(tmp_path: Path) -> None:
+    root = _metrics_project(tmp_path / "project", accepted=0.95, max_drop=0.01)
+    (root / "params.yaml").write_text("retrain:\n  metric: test.acc\n")
+    result = _accept(root, 0.9)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "error: retrain.metric: 'test.acc' is not a number in metrics/eval.json; known: test.accuracy"
+    )
+    (root / "metrics" / "eval.json").unlink()
+    command = [sys.executable, "-m", "tasks.acceptance", "--root", str(root)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env(), cwd=ROOT)
+    assert result.returncode == 2 and "no metrics of a new model; run `dvc repro` first" in result.stderr
+    assert "Traceback" not in result.stderr

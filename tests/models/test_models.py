@@ -73,11 +73,22 @@ class Exploit:
 def test_snapshot_refuses_pickled_objects_and_garbage(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pt"
     torch.save({"format": "trainflow.model/1", "x": Exploit()}, evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
-    with pytest.raises(CheckpointError, match=r"evil\.pt: not a readable model snapshot"):
+    with pytest.raises(CheckpointError) as refused:
         load_model_snapshot(evil)
+    assert str(refused.value) == (  # protocol 4 fails on its first opcode, before any global is named
+        f"{evil}: refused to load this model snapshot: "
+        "it holds pickled data other than tensors and plain data (Unsupported operand 149)"
+    )
+    torch.save({"format": "trainflow.model/1", "x": Exploit()}, evil)
+    with pytest.raises(CheckpointError) as refused:
+        load_model_snapshot(evil)
+    assert str(refused.value) == (
+        f"{evil}: refused to load this model snapshot: it names the global print, "
+        "which is neither a tensor nor plain data; nothing in it was run"
+    )
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00not a zip")
-    with pytest.raises(CheckpointError, match=r"garbage\.pt"):
+    with pytest.raises(CheckpointError, match=r"garbage\.pt: (refused to load this|unreadable) model snapshot"):
         load_model_snapshot(garbage)
     with pytest.raises(CheckpointError, match="not found; run the train stage"):
         load_model_snapshot(tmp_path / "missing.pt")

@@ -111,14 +111,36 @@ def test_checkpoint_carrying_a_pickled_object_is_refused_without_running_it(tmp_
     payload["packed"]["tree"]["history"] = _Exploit(marker)  # otherwise a valid checkpoint
     torch.save(payload, newest)
 
-    with pytest.raises(CheckpointError, match=newest.name):
+    with pytest.raises(CheckpointError) as refused:
         load_checkpoint(newest)
+    message = str(refused.value)
+    assert message.startswith(f"{newest}: refused to load this checkpoint: it names the global ")
+    assert f"global {os.system.__module__}.system," in message  # posix.system: the forbidden global
+    assert "\n" not in message and "\x1b" not in message and "weights_only" not in message
     messages: list[str] = []
     found = latest_checkpoint(folder, report=messages.append)
     assert found is not None and found[0] == previous and newest.name in messages[0]
     assert not marker.exists()
     torch.load(newest, weights_only=False)  # proof that the file does carry code: unsafe loading runs it
     assert marker.exists()
+
+
+def test_every_unreadable_file_is_one_line_without_advice_to_drop_the_protection(tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.pt"
+    save_checkpoint(truncated, {"format": ckpt.CHECKPOINT_FORMAT, "weights": torch.zeros(3)})
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    folder = tmp_path / "folder.pt"
+    folder.mkdir()
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"format": ckpt.CHECKPOINT_FORMAT, "packed": io.StringIO("x")}, foreign)
+    for path in (truncated, folder, foreign):
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.safe_torch_load(path, "checkpoint")
+        message = str(caught.value)
+        assert message.startswith(f"{path}: ")
+        assert "\n" not in message and "\x1b" not in message and "weights_only" not in message
+    with pytest.raises(CheckpointError, match=r"refused to load this checkpoint: it names the global _io\.StringIO"):
+        load_checkpoint(foreign)
 
 
 def test_non_checkpoint_and_missing_files_are_checkpoint_errors(tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ without any ``module.`` (DDP) or ``_orig_mod.`` (torch.compile) prefix.
 from __future__ import annotations
 
 import io
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from trainflow import config as config_module
 from trainflow import registry
 from trainflow.errors import CheckpointError
 from trainflow.io import atomic_write_bytes
+from trainflow.training.checkpoint import safe_torch_load
 
 SNAPSHOT_FORMAT = "trainflow.model/1"
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -73,25 +72,31 @@ def read_snapshot(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model snapshot not found; run the train stage first (dvc repro train)")
-    try:
-        snapshot = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable model snapshot ({reason})") from None
+    snapshot = safe_torch_load(path, "model snapshot")
     if not isinstance(snapshot, dict) or snapshot.get("format") != SNAPSHOT_FORMAT:
         raise CheckpointError(f"{path}: not a trainflow model snapshot (format {SNAPSHOT_FORMAT} expected)")
     return snapshot
 
 
 def load_model_snapshot(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored at ``path`` (through the registry) and load its weights."""
+    """Rebuild the model stored at ``path`` (through the registry) and load its weights.
+
+    The stored config is data: it imports nothing, so a plug-in model is rebuilt only when the
+    current params.yaml's ``imports:`` (or the caller) has registered it.
+    """
     from trainflow.data.datasets import DatasetInfo
 
     snapshot = read_snapshot(path)
-    config = config_module.resolve(snapshot["config"], source=f"{path} (stored config)")
+    if not all(isinstance(snapshot.get(key), dict) for key in ("config", "info", "model_state")):
+        raise CheckpointError(f"{path}: damaged model snapshot (config, info and model_state expected)")
+    config = config_module.resolve(snapshot["config"], source=f"{path} (stored config)", plugins=False)
     info = DatasetInfo.from_dict(snapshot["info"])
     model = build_model(config, info)
-    model.load_state_dict(snapshot["model_state"])
+    try:
+        model.load_state_dict(snapshot["model_state"])
+    except (RuntimeError, TypeError, KeyError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(f"{path}: the weights do not fit the stored model config ({reason[:200]})") from None
     model.eval()
     return model, snapshot
 

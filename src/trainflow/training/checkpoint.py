@@ -34,15 +34,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import pickle
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
-from trainflow.errors import CheckpointError
+from trainflow.errors import CheckpointError, TrainflowError
 from trainflow.io import atomic_write
 
 CHECKPOINT_FORMAT = "trainflow.checkpoint/1"
@@ -170,6 +172,50 @@ def write_packed(path: Path, packed: dict[str, Any], fsync: bool = True) -> None
     atomic_write(Path(path), lambda file: write_data(file, packed), fsync=fsync)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_FORBIDDEN_GLOBAL = re.compile(
+    r"\bGLOBAL ([\w.]+)"
+)  # "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y whose module x is blocked"
+_UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
+
+
+def refusal_reason(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words, as one line.
+
+    PyTorch's message spans many lines, carries terminal colour codes and recommends loading
+    with the protection turned off; only the forbidden global (or the unpickler's own reason)
+    is kept, so the advice never reaches the user.
+    """
+    text = _ANSI.sub("", str(error))
+    if found := _FORBIDDEN_GLOBAL.search(text):
+        return f"it names the global {found[1]}, which is neither a tensor nor plain data; nothing in it was run"
+    if found := _UNPICKLER_ERROR.search(text):
+        first_sentence = found[1].split(". ")[0].strip().rstrip(".")
+        return f"it holds pickled data other than tensors and plain data ({first_sentence[:120]})"
+    return "it holds pickled data other than tensors and plain data"
+
+
+def safe_torch_load(path: Path, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; every failure is one CheckpointError line.
+
+    The one place this package reads torch files: a file that carries an object other than
+    tensors and plain data is refused by the restricted unpickler before anything in it runs,
+    and the error names the file, what it was read as (``what``) and the refused object.
+    """
+    try:
+        with warnings.catch_warnings():  # a foreign pickle protocol would add a warning to the error line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: refused to load this {what}: {refusal_reason(error)}") from None
+    except Exception as error:  # any failure to parse untrusted bytes means "not a torch file"
+        lines = _ANSI.sub("", str(error)).strip().splitlines() or [type(error).__name__]
+        reason = f"{type(error).__name__}: {lines[0][:200]}"
+        if "weights_only" in reason:
+            reason = type(error).__name__
+        raise CheckpointError(f"{path}: unreadable {what} ({reason})") from None
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read the checkpoint at ``path`` with ``weights_only=True``.
 
@@ -180,11 +226,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # any failure to parse untrusted bytes means "not a checkpoint"
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(error).__name__}: {reason[:200]})") from None
+    payload = safe_torch_load(path, "checkpoint", map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "packed" not in payload:
         raise CheckpointError(f"{path}: not a trainflow checkpoint (expected format {CHECKPOINT_FORMAT})")
     try:
@@ -258,7 +300,7 @@ class CheckpointWriter:
     def _raise(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
-            if isinstance(error, OSError):
+            if isinstance(error, (OSError, TrainflowError)) and not isinstance(error, CheckpointError):
                 raise CheckpointError(f"cannot write checkpoint: {error}") from error
             raise error
 

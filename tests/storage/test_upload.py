@@ -12,7 +12,7 @@ from tests.fixtures.s3 import s3_client, write_sample_package
 from trainflow.errors import StorageError
 from trainflow.storage.manifest import MANIFEST_NAME, file_entry, sha256_file
 from trainflow.storage.stores import LocalStore
-from trainflow.storage.upload import UploadReport, upload_files, upload_results
+from trainflow.storage.upload import UploadReport, upload_files, upload_order, upload_results
 from trainflow.storage.verify import download_package, verify_upload
 
 EXP = "0123abcd4567"
@@ -38,7 +38,7 @@ def test_upload_then_download_verifies(target: str, tmp_path: Path) -> None:
     report = upload_files(files, target, EXP, {"note": "nightly"})
 
     assert isinstance(report, UploadReport)
-    assert report.uploaded == [*sorted(files), MANIFEST_NAME]
+    assert report.uploaded == [*upload_order(list(files)), MANIFEST_NAME]
     assert report.skipped == []
     assert report.location.endswith(f"/{EXP}")
     assert report.manifest["experiment_id"] == EXP
@@ -117,7 +117,9 @@ def test_manifest_is_written_last_and_removed_before_changes(tmp_path: Path) -> 
     files = write_sample_package(tmp_path / "project")
     store = RecordingStore(tmp_path / "uploads")
     upload_files(files, "file://unused", EXP, store=store)
-    assert [key for _, key, _ in store.events] == [f"{EXP}/{key}" for key in [*sorted(files), MANIFEST_NAME]]
+    assert [key for _, key, _ in store.events] == [
+        f"{EXP}/{key}" for key in [*upload_order(list(files)), MANIFEST_NAME]
+    ]
     assert not any(present for _, _, present in store.events)
 
     store.events.clear()
@@ -164,7 +166,7 @@ def test_upload_results_uploads_the_package_model_config_and_lock(s3_bucket: str
 
     eid = experiment_id(config)
     assert report.location == f"s3://{s3_bucket}/nightly/{eid}"
-    assert report.uploaded == [*sorted(files), MANIFEST_NAME]
+    assert report.uploaded == [*upload_order(list(files)), MANIFEST_NAME]
     assert "results/manifest.json" in report.uploaded  # the package's own manifest travels with it
     assert report.manifest["experiment_id"] == eid
     assert "trainflow_version" in report.manifest

@@ -106,10 +106,16 @@ def translate(
     elif isinstance(error, ClientError):
         message = _client_error_message(error, where=where, bucket=bucket, action=action, endpoint=endpoint_text)
     elif isinstance(error, BotoCoreError):
-        message = f"{where}: could not {action}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        message = f"{where}: could not {action}: {_one_line(str(error)) or type(error).__name__}"
     else:
         message = f"{where}: could not {action}: {type(error).__name__}: {error}"
     return StorageError(redact(message))
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its lines joined: botocore's ``Parameter validation failed:`` puts the
+    reason (e.g. an invalid bucket name) on the lines after the first."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _connection_problem(error: BaseException) -> str:

@@ -139,17 +139,27 @@ def _is_object(path: Path) -> bool:
     return path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))
 
 
+def _reject_parent_segments(target: str, path: str, valid: str) -> None:
+    """Refuse a ``..`` segment: it would move a file:// target silently outside the folder
+    it names, and S3 would store it as a literal ``..`` key part that no reader expects."""
+    if ".." in path.replace("\\", "/").split("/"):
+        raise StorageError(f"upload.target={target!r}: '..' is not allowed in the path; use {valid}")
+
+
 def open_store(target: str, settings: S3Settings | None = None, root: Path | None = None) -> ArtifactStore:
     """The store for ``target``: ``file://folder`` (relative to ``root``, default the current
-    directory, or ``file:///absolute``) or ``s3://bucket/prefix``. ``settings`` apply to S3 only."""
+    directory, or ``file:///absolute``) or ``s3://bucket/prefix``. ``settings`` apply to S3 only.
+    A ``..`` segment in either is a :class:`StorageError` naming ``upload.target``."""
     if target.startswith("file://"):
         folder = target.removeprefix("file://")
         if not folder:
             raise StorageError(f"{target!r}: missing folder; use file://folder or file:///absolute/folder")
+        _reject_parent_segments(target, folder, "file://folder (inside the project) or file:///absolute/folder")
         return LocalStore(Path(root or ".") / folder)
     if target.startswith("s3://"):
         bucket, _, prefix = target.removeprefix("s3://").partition("/")
         if not bucket:
             raise StorageError(f"{target!r}: missing bucket name; use s3://bucket/prefix")
+        _reject_parent_segments(target, prefix, "s3://bucket/prefix with plain folder names")
         return S3Store(bucket, prefix, settings=settings)
     raise StorageError(f"{target!r}: unknown upload target; use s3://bucket/prefix or file://folder")

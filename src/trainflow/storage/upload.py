@@ -5,8 +5,10 @@ The order makes every state of the target safe to read and cheap to resume:
 1. hash every local file (sha256 and size) and build the manifest;
 2. skip each object already at the target with the same size and sha256;
 3. if anything must change, first delete an existing ``manifest.json`` (a folder carries a
-   manifest only while it matches every object);
-4. upload the rest, each verified after upload (size and checksum);
+   manifest only while it matches every object), and so for each of the package's own
+   manifests (``results/manifest.json``) that changes;
+4. upload the rest, each verified after upload (size and checksum), every manifest after all
+   the files of its folder (:func:`upload_order`);
 5. upload ``manifest.json`` last, then check every object against it.
 
 An interrupted upload leaves objects but no manifest; running it again uploads only what is
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from trainflow.errors import StorageError
 from trainflow.storage.keys import check_key, join_key
 from trainflow.storage.manifest import MANIFEST_NAME, file_entry, manifest_bytes, manifest_of
-from trainflow.storage.stores import ArtifactStore, open_store
+from trainflow.storage.stores import ArtifactStore, LocalStore, open_store
 from trainflow.storage.verify import check_objects
 
 if TYPE_CHECKING:
@@ -84,7 +86,8 @@ def upload_files(
     entries = {key: _entry(Path(files[key])) for key in sorted(files)}
     manifest = manifest_of(entries, experiment_id=experiment_id, **extra)
 
-    pending = [key for key in entries if store.stat(join_key(experiment_id, key)) != _expected(entries[key])]
+    remote = {key: store.stat(join_key(experiment_id, key)) for key in entries}
+    pending = upload_order([key for key in entries if remote[key] != _expected(entries[key])])
     skipped = [key for key in entries if key not in pending]
     manifest_key = join_key(experiment_id, MANIFEST_NAME)
     data = manifest_bytes(manifest)
@@ -92,6 +95,9 @@ def upload_files(
     manifest_current = not pending and remote_manifest == (len(data), hashlib.sha256(data).hexdigest())
     if remote_manifest is not None and not manifest_current:
         store.delete(manifest_key)
+    for key in pending:  # a folder's manifest must not sit beside files it does not describe
+        if _is_manifest(key) and remote[key] is not None:
+            store.delete(join_key(experiment_id, key))
     logger.info("%s: %d file(s) to upload, %d already there", location, len(pending), len(skipped))
 
     uploaded = []
@@ -148,9 +154,36 @@ def upload_results(config: Config, paths: ProjectPaths) -> UploadReport:
     optional = {"config.yaml": Path(paths.models) / "config.yaml", "dvc.lock": Path(paths.root) / "dvc.lock"}
     files.update({key: path for key, path in optional.items() if path.is_file()})
     store = open_store(config.upload.target, root=Path(paths.root))
+    if isinstance(store, LocalStore):
+        _say_if_outside(config.upload.target, store.root, Path(paths.root))
     return upload_files(
         files, config.upload.target, experiment_id(config), {"trainflow_version": __version__}, store=store
     )
+
+
+def _say_if_outside(target: str, folder: Path, root: Path) -> None:
+    """Print one line when a file:// target lands outside the project (absolute, or a symlink
+    out of it), so that nobody is surprised where the package went."""
+    resolved = folder.resolve()
+    project = root.resolve()
+    if not resolved.is_relative_to(project):
+        print(f"upload: upload.target={target} resolves to {resolved}, outside the project {project}", flush=True)
+
+
+def _is_manifest(key: str) -> bool:
+    return key.rpartition("/")[2] == MANIFEST_NAME
+
+
+def upload_order(keys: list[str]) -> list[str]:
+    """``keys`` in the order to upload them: every ``manifest.json`` after every key of its folder.
+
+    Other files first (sorted), then manifests, deepest folder first, so that a manifest is
+    only ever written once everything it describes (nested manifests included) is in place: a
+    reader of an interrupted upload finds no manifest beside missing or stale files.
+    """
+    files = sorted(key for key in keys if not _is_manifest(key))
+    manifests = sorted((key for key in keys if _is_manifest(key)), key=lambda key: (-key.count("/"), key))
+    return files + manifests
 
 
 def _entry(path: Path) -> dict[str, Any]:

@@ -1,13 +1,28 @@
-"""The closing summary of ``make run``: the test metrics, where every output is, what to try next."""
+"""The closing summary of ``make run`` and of the pipeline flows: the test metrics of the
+experiment that produced the outputs, whether they are current, where every output is, what
+to try next."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import yaml
+
 from trainflow.config import Config, experiment_id
 from trainflow.errors import TrainflowError
+from trainflow.numbers import format_metric
 from trainflow.paths import ProjectPaths
+
+
+def outputs_experiment(paths: ProjectPaths) -> str | None:
+    """The experiment id recorded in ``models/config.yaml`` by the train stage (None if absent)."""
+    try:
+        data = yaml.safe_load((paths.models / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    value = data.get("experiment_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def summary_lines(config: Config, paths: ProjectPaths) -> list[str]:
@@ -17,18 +32,26 @@ def summary_lines(config: Config, paths: ProjectPaths) -> list[str]:
     except FileNotFoundError:
         raise TrainflowError(f"{eval_path}: not found; run the pipeline first (dvc repro)") from None
     test = metrics.get("test", {})
-    scores = ", ".join(f"{name} {value:.4f}" for name, value in test.items() if isinstance(value, float))
+    scores = ", ".join(f"{name} {format_metric(value)}" for name, value in test.items() if isinstance(value, float))
+    current = experiment_id(config)
+    produced = outputs_experiment(paths) or "unknown"
+    lines = [f"experiment {produced}: test {scores}"]
+    if produced != current:
+        lines.append(
+            f"  stale: the outputs are from experiment {produced}, params.yaml now describes {current};"
+            " run `dvc repro` to bring them up to date"
+        )
     return [
-        f"experiment {experiment_id(config)}: test {scores}",
+        *lines,
         f"  model:          {paths.models / 'best.pt'}  (last epoch: {paths.models / 'last.pt'})",
         f"  result package: {paths.results}/  (manifest.json lists every file with its sha256)",
         f"  metrics:        {eval_path}, {paths.metrics / 'train.json'}",
         "next:",
         "  dvc exp run -S train.optimizer.lr=0.003   # an experiment with one param changed",
-        "  dvc exp show                              # experiments side by side",
+        "  dvc exp show --only-changed               # experiments side by side: changed params, metrics",
         "  dvc metrics diff                          # metrics against the last commit",
         "  dvc plots show                            # learning curves and confusion matrix (HTML)",
-        f"  tensorboard --logdir {paths.runs}                 # training curves",
+        f"  tensorboard --logdir {paths.runs}                 # training curves, one run per experiment",
     ]
 
 

@@ -85,7 +85,8 @@ def test_writes_models_checkpoints_metrics_plots_and_tensorboard(project: Projec
     assert read_snapshot(project.models / "last.pt")["epoch"] == 4
     stored = yaml.safe_load((project.models / "config.yaml").read_text())
     assert stored["train"]["max_epochs"] == 4 and "experiment_id" in stored
-    assert list(project.runs.glob("events.out.tfevents.*"))
+    assert list((project.runs / stored["experiment_id"]).glob("events.out.tfevents.*")), "one run dir per experiment"
+    assert stored["runtime"]["threads"] == 1 and stored["runtime"]["torch"] == torch.__version__.split("+")[0]
 
 
 def test_two_runs_from_scratch_write_identical_bytes(prepared: ProjectPaths, tmp_path: Path) -> None:

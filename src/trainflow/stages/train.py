@@ -6,7 +6,7 @@ Reads ``data/prepared/`` and ``data/encoders/``; writes
   ``models/last.pt`` (the final weights): model snapshots that the evaluate stage reads;
 - ``models/config.yaml``: the resolved config with its experiment id;
 - ``models/checkpoints/``: the resumable training state (persisted across DVC runs);
-- ``runs/``: TensorBoard event files (timings live there and on stdout only);
+- ``runs/<experiment-id>/``: TensorBoard event files (timings live there and on stdout only);
 - ``metrics/train.json``: the best and last epoch's metrics (DVC metrics);
 - ``plots/history.csv``: one row per epoch, ``epoch,train_loss,val_loss,val_<metric>...``
   (DVC plots).
@@ -33,7 +33,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainflow import registry
-from trainflow.config import CheckpointConfig, Config, save_resolved
+from trainflow.config import CheckpointConfig, Config, experiment_id, save_resolved
 from trainflow.runtime import runtime_record
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_prepared, to_arrays
@@ -41,6 +41,7 @@ from trainflow.encoders import ENCODER_FILE, load_encoder
 from trainflow.errors import ConfigError, TrainflowError
 from trainflow.io import atomic_write_text
 from trainflow.models.snapshot import build_model, save_model_snapshot
+from trainflow.numbers import format_metric
 from trainflow.paths import ProjectPaths
 from trainflow.training import distributed, launch
 from trainflow.training.callbacks import Checkpoint
@@ -99,12 +100,13 @@ def monitors(config: Config) -> tuple[str, str]:
 def build_loggers(config: Config, paths: ProjectPaths) -> list[Any]:
     """The CSV history and JSON summary (the stage's DVC outputs) plus the configured extras."""
     loggers: list[Any] = [CSVLogger(paths.plots / HISTORY_FILE), JSONLogger(paths.metrics / SUMMARY_FILE)]
-    targets = {"tensorboard": paths.runs, "npy": paths.runs / "history"}
+    run_dir = paths.runs / experiment_id(config)  # one TensorBoard run per experiment, side by side
+    targets = {"tensorboard": run_dir, "npy": run_dir / "history"}
     for name in config.loggers:
         if name in ("csv", "json"):
             continue  # always written, above
         entry = registry.loggers.get(name, key="loggers")
-        loggers.append(registry.loggers.build(entry.config_class(name=name), path=targets.get(name, paths.runs / name)))
+        loggers.append(registry.loggers.build(entry.config_class(name=name), path=targets.get(name, run_dir / name)))
     return loggers
 
 
@@ -172,7 +174,8 @@ def train_in_process(config: Config, paths: ProjectPaths, resume: bool) -> dict[
     best = trainer.state.best_epoch
     if main_process:
         write_outputs(config, info, paths, trainer)
-        print(f"train: best epoch {best} by {trainer.monitor} = {trainer.state.best_value}; wrote {paths.models}/")
+        best_value = "n/a" if trainer.state.best_value is None else format_metric(trainer.state.best_value)
+        print(f"train: best epoch {best} by {trainer.monitor} = {best_value}; wrote {paths.models}/")
     return {
         "epochs": trainer.state.epoch,
         "epochs_run": trainer.epochs_run,

@@ -31,6 +31,7 @@ import torch
 
 from trainflow.errors import ConfigError
 from trainflow.io import atomic_write_bytes, atomic_write_json
+from trainflow.numbers import format_metric
 from trainflow.training.checkpoint import (
     CheckpointWriter,
     checkpoint_name,
@@ -282,7 +283,7 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             trainer.request_stop(
                 f"early stopping: {self.monitor} has not improved for {self.wait} epoch(s) "
-                f"(best {self.best:.6g} at epoch {self.best_epoch})"
+                f"(best {format_metric(self.best)} at epoch {self.best_epoch})"
             )
 
     def state_dict(self) -> dict[str, Any]:

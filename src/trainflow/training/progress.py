@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import torch
 
+from trainflow.numbers import format_metric
 from trainflow.training.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def is_interactive(stream: IO[str]) -> bool:
 def epoch_line(record: Mapping[str, float], max_epochs: int, seconds: float | None = None) -> str:
     """``epoch 3/30  train/loss 0.2345  val/loss 0.1987  val/accuracy 0.9412  (0.41s)``."""
     parts = [f"epoch {int(record['epoch'])}/{max_epochs}"]
-    parts += [f"{key} {value:.4f}" for key, value in record.items() if key != "epoch"]
+    parts += [f"{key} {format_metric(value)}" for key, value in record.items() if key != "epoch"]
     line = "  ".join(parts)
     return f"{line}  ({seconds:.2f}s)" if seconds is not None else line
 

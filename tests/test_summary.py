@@ -10,7 +10,6 @@ from trainflow.paths import ProjectPaths
 from trainflow.summary import summary_lines
 
 
-
 def _params(tmp_path: Path) -> Path:
     path = tmp_path / "params.yaml"
     path.write_text("seed: 0\n")

@@ -34,7 +34,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from trainflow import registry
 from trainflow.config import CheckpointConfig, Config, experiment_id, save_resolved
-from trainflow.runtime import runtime_record
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_prepared, to_arrays
 from trainflow.encoders import ENCODER_FILE, load_encoder
@@ -43,6 +42,7 @@ from trainflow.io import atomic_write_text
 from trainflow.models.snapshot import build_model, save_model_snapshot
 from trainflow.numbers import format_metric
 from trainflow.paths import ProjectPaths
+from trainflow.runtime import runtime_record
 from trainflow.training import distributed, launch
 from trainflow.training.callbacks import Checkpoint
 from trainflow.training.checkpoint import load_checkpoint

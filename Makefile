@@ -30,6 +30,7 @@ $(VENV)/.installed-test: requirements-test.lock $(VENV)/.installed-run
 	touch $@
 
 run: $(VENV)/.installed-run
+	trainflow doctor
 	dvc repro
 	trainflow summary
 

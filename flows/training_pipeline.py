@@ -29,6 +29,7 @@ from tasks.dvc import dvc_session
 from tasks.params import apply_overrides
 from tasks.stages import DEFAULT_TIMEOUTS_S, STAGE_TASKS, STAGES, pipeline_status
 from tasks.stages import upload as upload_task
+from trainflow.doctor import diagnose_and_repair
 from trainflow.errors import ConfigError
 from trainflow.paths import ProjectPaths
 
@@ -77,6 +78,10 @@ def run_pipeline(
     logger = get_run_logger()
     for key, (old, new) in changed.items():
         logger.info("params.yaml: %s %r -> %r", key, old, new)
+    # A killed earlier run may have left dvc.lock empty or DVC's locks stale: repaired first,
+    # as `make run` does, or every DVC command below would fail.
+    for line in diagnose_and_repair(paths.root):
+        logger.info("%s", line)
     candidates = pipeline_status(root=str(paths.root))
     for stage in STAGES:
         stage_task = STAGE_TASKS[stage]

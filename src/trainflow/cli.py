@@ -1,4 +1,4 @@
-"""The ``trainflow`` command: one sub-command per pipeline stage, plus config and upload.
+"""The ``trainflow`` command: one sub-command per pipeline stage, plus config, upload and doctor.
 
 Every command takes ``--params PATH`` (default params.yaml) and trailing ``key.sub=value``
 overrides with the same meaning as ``dvc exp run -S``. A user mistake prints one line,
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(upload)
     summary = commands.add_parser("summary", help="print test accuracy, where outputs are, and what to try next")
     _common(summary)
+    doctor = commands.add_parser(
+        "doctor", help="repair what a killed DVC run left behind (empty dvc.lock, stale DVC locks)"
+    )
+    doctor.add_argument("--root", default=".", help="project root holding dvc.yaml (default: .)")
     return parser
 
 
@@ -115,7 +119,15 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print_summary(_load(args), ProjectPaths(Path(args.root)))
 
 
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from trainflow.doctor import diagnose_and_repair
+
+    for line in diagnose_and_repair(Path(args.root)):
+        print(line)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "doctor": cmd_doctor,
     "config": cmd_config,
     "upload": cmd_upload,
     "summary": cmd_summary,

@@ -17,7 +17,8 @@ from prefect.schedules import Cron
 
 from flows.retrain import retrain
 
-#: Every night at 03:00; prefect.yaml's retrain deployments use the same schedule.
+#: Every night at 03:00 UTC: prefect.yaml's retrain deployments and .github/workflows/retrain.yml
+#: write the same schedule, and tests/test_workflows.py holds the three equal.
 NIGHTLY_CRON = "0 3 * * *"
 TIMEZONE = "UTC"
 DEPLOYMENT_NAME = "retrain-nightly-served"

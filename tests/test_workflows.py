@@ -60,13 +60,34 @@ def test_retrain_on_params_or_data_changes_and_nightly() -> None:
     workflow = load("retrain.yml")
     triggers = workflow[True]
     assert {"params.yaml", "data/**"} <= set(triggers["push"]["paths"])
-    from flows.serve import NIGHTLY_CRON
-
-    assert triggers["schedule"][0]["cron"] == NIGHTLY_CRON
 
 
-def test_retrain_pulls_reproduces_pushes_then_writes_the_metrics_diff() -> None:
-    script = "\n".join(step.get("run", "") for step in steps(load("retrain.yml")))
-    order = [script.index(command) for command in ("dvc pull", "dvc repro", "dvc push", "dvc metrics diff --md")]
-    assert order == sorted(order)
-    assert '>> "$GITHUB_STEP_SUMMARY"' in script
+def test_the_nightly_schedule_is_the_same_in_the_workflow_prefect_yaml_and_make_serve() -> None:
+    from flows.serve import NIGHTLY_CRON, TIMEZONE
+
+    prefect = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    crons = {(schedule["cron"], schedule["timezone"]) for d in prefect["deployments"] for schedule in d["schedules"]}
+    assert crons == {(NIGHTLY_CRON, TIMEZONE)}
+    # GitHub's cron is always UTC.
+    assert TIMEZONE == "UTC"
+    assert [entry["cron"] for entry in load("retrain.yml")[True]["schedule"]] == [NIGHTLY_CRON]
+
+
+def test_retrain_accepts_before_it_pushes_and_commits() -> None:
+    ordered = {step.get("id"): step for step in steps(load("retrain.yml"))}
+    ids = list(ordered)
+    assert ids.index("pull") < ids.index("repro") < ids.index("accept") < ids.index("push") < ids.index("commit")
+    assert "python -m tasks.acceptance --baseline HEAD" in ordered["accept"]["run"]
+    assert "steps.accept.outputs.accepted == 'true'" in ordered["push"]["if"]
+    assert "steps.push.outcome == 'success'" in ordered["commit"]["if"]
+    script = "\n".join(step.get("run", "") for step in ordered.values())
+    assert "dvc metrics diff --md HEAD" in script and '>> "$GITHUB_STEP_SUMMARY"' in script
+
+
+def test_pr_report_runs_on_changes_to_params_data_or_code_and_needs_no_secret() -> None:
+    workflow = load("pr-report.yml")
+    assert {"params.yaml", "data/**", "src/**", "dvc.yaml"} <= set(workflow[True]["pull_request"]["paths"])
+    by_id = {step.get("id"): step for step in steps(workflow)}
+    assert "env.AWS_ACCESS_KEY_ID != ''" in by_id["remote"]["if"]  # no remote (no pull) without secrets
+    assert by_id["comment"]["if"] == "${{ !github.event.pull_request.head.repo.fork }}"
+    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}

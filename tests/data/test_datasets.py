@@ -204,3 +204,26 @@ def test_config_paths_are_relative_to_the_project_root(tmp_path: Path) -> None:
 def test_bad_dataset_config_is_a_config_error(section: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve({"dataset": section})
+
+
+def test_csv_class_names_are_sorted_into_the_class_encoding(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("x,species\n1,virginica\n2,setosa\n3,versicolor\n4,setosa\n")
+    dataset = build({"name": "csv", "path": "t.csv", "label_column": "species"})
+    info = dataset.info(dataset.load(tmp_path))
+    assert info.classes == ("setosa", "versicolor", "virginica")
+    assert DatasetInfo.from_dict(info.to_dict()) == info
+
+
+def test_csv_listed_class_names_set_the_order(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("x,label\n1,low\n2,high\n")
+    dataset = build({"name": "csv", "path": "t.csv", "classes": ["low", "mid", "high"]})
+    assert dataset.info(dataset.load(tmp_path)).classes == ("low", "mid", "high")
+
+
+def test_class_numbers_and_names_do_not_mix() -> None:
+    with pytest.raises(ConfigError, match=r"dataset: .*classes must be all whole numbers or all non-empty names"):
+        resolve({"dataset": {"name": "csv", "path": "t.csv", "classes": [1, "a"]}})
+    with pytest.raises(DataError, match="classes must be all whole numbers or all non-empty names"):
+        DatasetInfo.from_dict(
+            {"task": "classification", "feature_columns": ["a"], "label_column": "y", "classes": [1, "a"]}
+        )

@@ -149,3 +149,12 @@ def test_csv_regression_prepares_with_a_random_split(tmp_path: Path) -> None:
     assert prepared.report["rows"] == {"total": 40, "train": 28, "val": 6, "test": 6}
     assert "class_counts" not in prepared.report
     assert sorted(np.concatenate([s.index.to_numpy() for s in prepared.splits.values()]).tolist()) == list(range(40))
+
+
+def test_class_names_become_their_index_in_the_classes() -> None:
+    info = DatasetInfo("classification", ("x",), "y", ("setosa", "versicolor", "virginica"))
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["virginica", "setosa", "versicolor"]})
+    _, labels = to_arrays(frame, info)
+    assert labels.dtype == np.int64 and labels.tolist() == [2, 0, 1]
+    with pytest.raises(DataError, match=r"label\(s\) \['eel'\] not in the classes"):
+        to_arrays(frame.assign(y=["eel", "setosa", "setosa"]), info)

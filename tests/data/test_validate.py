@@ -232,3 +232,48 @@ def test_a_label_outside_the_configured_classes_is_named(tmp_path: Path) -> None
 def test_duplicate_header_names_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="duplicate column name\\(s\\) in the header: a"):
         load_csv(tmp_path, "a,a,label\n1,2,0\n")
+
+
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_a_csv_separated_by_another_character_is_read(tmp_path: Path, separator: str) -> None:
+    rows = [["a", "b", "label"], ["1.5", "2", "0"], ["3", "4", "1"]]
+    frame = load_csv(tmp_path, "".join(separator.join(row) + "\n" for row in rows))
+    assert list(frame.columns) == ["a", "b", "label"]
+    assert frame["a"].tolist() == [1.5, 3.0] and frame["label"].tolist() == [0, 1]
+
+
+def test_lines_are_counted_in_a_semicolon_file_too(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        load_csv(tmp_path, "a;b;label\n1;2;0\n3;x;1\n")
+    assert (
+        str(caught.value).splitlines()[1]
+        == "  b: coerce_dtype('float64') (not a number) failed for 1 row(s): line 3 ('x')"
+    )
+
+
+def test_a_comma_file_with_semicolons_in_a_value_stays_comma_separated(tmp_path: Path) -> None:
+    frame = load_csv(tmp_path, 'a,note,label\n1,"x;y;z",0\n2,"p;q",1\n', feature_columns=("a",))
+    assert list(frame.columns) == ["a", "label"] and len(frame) == 2
+
+
+def test_class_names_are_read_as_labels(tmp_path: Path) -> None:
+    frame = load_csv(tmp_path, "a,label\n1,cat\n2,dog\n3,cat\n")
+    assert frame["label"].tolist() == ["cat", "dog", "cat"]
+
+
+def test_a_name_outside_the_configured_classes_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        load_csv(tmp_path, "a,label\n1,cat\n2,dog\n3,eel\n", classes=("cat", "dog"))
+    assert str(caught.value).splitlines()[1] == "  label: isin(cat, dog) failed for 1 row(s): line 4 ('eel')"
+
+
+def test_a_missing_name_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        load_csv(tmp_path, "a,label\n1,cat\n2,\n3,dog\n")
+    assert "label: not_nullable (missing value) failed for 1 row(s): line 3" in str(caught.value)
+
+
+def test_a_stray_word_among_numeric_labels_is_reported_by_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        load_csv(tmp_path, "a,label\n1,0\n2,one\n3,1\n")
+    assert "label: coerce_dtype('float64') (not a number) failed for 1 row(s): line 3 ('one')" in str(caught.value)

@@ -168,3 +168,15 @@ def test_card_shows_the_source_the_prepare_report_names(project: tuple[Config, P
     build_package(paths, config)
     card = (paths.results / "model_card.md").read_text()
     assert "| source.sha256 | 0123abcd |" in card and "| source.licence | CC BY 4.0 |" in card
+
+
+def test_class_names_reach_the_model_card_the_per_class_report_and_the_model(tmp_path: Path) -> None:
+    config, paths = evaluated_project(tmp_path / "project", "names")
+    summary = build_package(paths, config)
+    assert set(summary["files"]) == CLASSIFICATION_FILES
+    card = (paths.results / "model_card.md").read_text()
+    assert "the target `label` is 3 classes (setosa, versicolor, virginica)" in card
+    per_class = (paths.results / "per_class.md").read_text()
+    assert "| setosa |" in per_class and "| virginica |" in per_class
+    snapshot = torch.load(paths.models / "best.pt", weights_only=True)
+    assert snapshot["info"]["classes"] == ["setosa", "versicolor", "virginica"]  # the encoding travels with the model

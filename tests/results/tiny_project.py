@@ -25,12 +25,18 @@ from trainflow.paths import ProjectPaths
 from trainflow.stages import fit_encoder, prepare
 
 CLASSES = (2, 5, 7)  # not 0..K-1, so label <-> index mapping is exercised
+NAMES = ("setosa", "versicolor", "virginica")  # the labels of task "names": classification by name
+Task = Literal["classification", "regression", "names"]
 FEATURES = ("f0", "f1", "f2", "f3")
 
 
-def tiny_params(task: Literal["classification", "regression"] = "classification", **overrides: Any) -> dict[str, Any]:
-    """params.yaml content for the tiny CSV data set: an 8-unit MLP, batch 8, one thread."""
-    dataset: dict[str, Any] = {"name": "csv", "path": "data/raw/tiny.csv", "task": task}
+def tiny_params(task: Task = "classification", **overrides: Any) -> dict[str, Any]:
+    """params.yaml content for the tiny CSV data set: an 8-unit MLP, batch 8, one thread.
+
+    Task ``names`` is classification with labels written as :data:`NAMES`, classes inferred.
+    """
+    kind = "regression" if task == "regression" else "classification"
+    dataset: dict[str, Any] = {"name": "csv", "path": "data/raw/tiny.csv", "task": kind}
     raw: dict[str, Any] = {
         "seed": 3,
         "dataset": dataset,
@@ -41,6 +47,8 @@ def tiny_params(task: Literal["classification", "regression"] = "classification"
     if task == "classification":
         dataset["classes"] = list(CLASSES)
         raw["metrics"] = ["accuracy", "f1_macro"]
+    elif task == "names":
+        raw["metrics"] = ["accuracy", "f1_macro"]
     else:
         raw["loss"] = {"name": "mse"}
         raw["metrics"] = ["mae", "rmse"]
@@ -48,18 +56,20 @@ def tiny_params(task: Literal["classification", "regression"] = "classification"
     return raw
 
 
-def tiny_config(task: Literal["classification", "regression"] = "classification", **overrides: Any) -> Config:
+def tiny_config(task: Task = "classification", **overrides: Any) -> Config:
     """The resolved :func:`tiny_params`."""
     return resolve(tiny_params(task, **overrides), source="tiny test config")
 
 
 def write_raw(path: Path, task: str, rows: int = 48) -> None:
-    """A CSV with four noisy features; the label is a class of ``CLASSES`` or a linear value."""
+    """A CSV with four noisy features; the label is a class of ``CLASSES`` (of ``NAMES`` for task
+    ``names``) or a linear value."""
     rng = np.random.default_rng(11)
     x = rng.normal(size=(rows, len(FEATURES))).round(3)
-    if task == "classification":
-        labels = [CLASSES[i % len(CLASSES)] for i in range(rows)]
-        x[:, 0] += np.array([CLASSES.index(label) for label in labels]) * 2.5  # learnable, not perfect
+    if task in ("classification", "names"):
+        classes: tuple[Any, ...] = CLASSES if task == "classification" else NAMES
+        labels = [classes[i % len(classes)] for i in range(rows)]
+        x[:, 0] += np.array([classes.index(label) for label in labels]) * 2.5  # learnable, not perfect
     else:
         labels = (x @ np.array([1.0, -2.0, 0.5, 0.0]) + 10.0 + rng.normal(scale=0.3, size=rows)).round(3).tolist()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,9 +80,7 @@ def write_raw(path: Path, task: str, rows: int = 48) -> None:
             writer.writerow([*features, label])
 
 
-def make_project(
-    root: Path, task: Literal["classification", "regression"] = "classification"
-) -> tuple[Config, ProjectPaths]:
+def make_project(root: Path, task: Task = "classification") -> tuple[Config, ProjectPaths]:
     """Prepare, fit the encoder, train and snapshot a tiny model under ``root`` (with params.yaml)."""
     config = tiny_config(task)
     paths = ProjectPaths(Path(root))
@@ -94,7 +102,7 @@ def make_project(
         for _ in range(10):
             optimizer.zero_grad()
             output = model(inputs)
-            if task == "classification":
+            if task != "regression":
                 loss = torch.nn.functional.cross_entropy(output, targets)
             else:
                 loss = torch.nn.functional.mse_loss(output.reshape(-1), targets)

@@ -6,7 +6,10 @@ rest of the pipeline needs to know: task, columns, classes, image shape). Paths 
 relative to the project root.
 
 Built in: ``digits`` (the embedded handwritten digits), and ``csv`` / ``parquet`` for a user's
-own table with a header.
+own table with a header. A classification label may be whole numbers or names (``setosa``);
+either way ``DatasetInfo.classes`` lists them in class-index order, the encoding every later
+stage uses (class ``i`` is ``classes[i]``), saved in ``data/prepared/info.json`` and in each
+model snapshot.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from pandas.api.types import is_numeric_dtype
 from pydantic import model_validator
 from pydantic.dataclasses import dataclass as config_dataclass
 
@@ -31,16 +35,22 @@ from trainflow.errors import DataError
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[str, ...] = ("classification", "regression")
+# A class label: a whole number, or a name such as "setosa".
+Label = int | str
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What the pipeline needs to know about a prepared dataset; saved as ``info.json``."""
+    """What the pipeline needs to know about a prepared dataset; saved as ``info.json``.
+
+    ``classes`` is the label encoding: class index ``i`` (a model output, a target) stands for
+    the label ``classes[i]``, all whole numbers or all names.
+    """
 
     task: Task
     feature_columns: tuple[str, ...]
     label_column: str
-    classes: tuple[int, ...] = ()
+    classes: tuple[Label, ...] = ()
     image_shape: tuple[int, ...] | None = None
 
     @property
@@ -73,7 +83,7 @@ class DatasetInfo:
             label = data["label_column"]
             if not isinstance(label, str):
                 raise ValueError(f"label_column must be a string, got {label!r}")
-            classes = tuple(_ints(data.get("classes", []), "classes"))
+            classes = tuple(_labels(data.get("classes", []), "classes"))
             shape = data.get("image_shape")
             image_shape = None if shape is None else tuple(_ints(shape, "image_shape"))
         except KeyError as error:
@@ -87,6 +97,17 @@ def _strings(values: Any, key: str) -> list[str]:
     if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
         raise ValueError(f"{key} must be a list of strings, got {values!r}")
     return values
+
+
+def _labels(values: Any, key: str) -> list[Label]:
+    """Class labels: a list of all whole numbers or all non-empty names, none repeated."""
+    if isinstance(values, list) and values and all(isinstance(value, str) and value for value in values):
+        if len(set(values)) != len(values):
+            raise ValueError(f"{key} must not repeat a label, got {values!r}")
+        return values
+    if isinstance(values, list) and any(isinstance(value, str) for value in values):
+        raise ValueError(f"{key} must be all whole numbers or all non-empty names, got {values!r}")
+    return _ints(values, key)
 
 
 def _ints(values: Any, key: str) -> list[int]:
@@ -164,15 +185,17 @@ class TableConfig(ComponentConfig):
     """A user's table with a header.
 
     ``feature_columns`` empty means every column but the label; when listed, other columns are
-    dropped. ``classes`` empty means the sorted distinct labels found; when listed, a label
-    outside them is a data error.
+    dropped. ``classes`` empty means the sorted distinct labels found; when listed (whole
+    numbers or names, in the order that becomes the class index), a label outside them is a
+    data error. A label column is read as names when ``classes`` lists names or when none of
+    its values is a number.
     """
 
     path: str
     label_column: str = "label"
     task: Task = "classification"
     feature_columns: tuple[str, ...] = ()
-    classes: tuple[int, ...] = ()
+    classes: tuple[int | str, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> TableConfig:
@@ -184,6 +207,8 @@ class TableConfig(ComponentConfig):
             repeated = sorted({str(v) for v in values if values.count(v) > 1})
             if repeated:
                 raise ValueError(f"{key} lists {', '.join(repeated)} more than once")
+        if any(isinstance(c, str) for c in self.classes) and not all(isinstance(c, str) and c for c in self.classes):
+            raise ValueError("classes must be all whole numbers or all non-empty names, not a mix")
         if self.classes and self.task != "classification":
             raise ValueError("classes apply only to task: classification")
         if self.task == "classification" and len(self.classes) == 1:
@@ -205,6 +230,8 @@ class TableDataset(Dataset):
     """Numeric feature columns and a label column, from a file with named columns."""
 
     config: TableConfig
+    # Whether the label column holds names; decided by :meth:`load` from the file.
+    label_names: bool = False
 
     @abstractmethod
     def read(self, path: Path) -> tuple[pd.DataFrame, Locate]:
@@ -224,7 +251,24 @@ class TableDataset(Dataset):
             config.task,
             config.classes,
             select=bool(config.feature_columns),
+            label_names=self.label_names,
         )
+
+    def names_labels(self, frame: pd.DataFrame) -> bool:
+        """Whether the label column holds class names rather than numbers.
+
+        Names when ``classes`` lists names, or when no value of the column is a number; a column
+        of numbers with a few stray words stays numeric, so the words are reported by row.
+        """
+        config = self.config
+        if config.task != "classification":
+            return False
+        if any(isinstance(label, str) for label in config.classes):
+            return True
+        if config.label_column not in frame.columns or is_numeric_dtype(frame[config.label_column]):
+            return False
+        values = frame[config.label_column].dropna()
+        return len(values) > 0 and bool(pd.to_numeric(values, errors="coerce").isna().all())
 
     def load(self, root: Path) -> pd.DataFrame:
         frame, locate = self.read(Path(root) / self.config.path)
@@ -234,6 +278,7 @@ class TableDataset(Dataset):
                 f"{self.source}: no feature columns: the file holds only {', '.join(map(str, frame.columns))}; "
                 f"dataset.label_column is {self.config.label_column!r}"
             )
+        self.label_names = self.names_labels(frame)
         schema = self.schema(list(frame.columns))
         validated = schemas.cast_integers(validate(frame, schema, self.source, locate=locate), schema)
         return validated[[*features, self.config.label_column]]
@@ -243,7 +288,13 @@ class TableDataset(Dataset):
         features = self.features([column for column in frame.columns])
         if config.task == "regression":
             return DatasetInfo("regression", features, config.label_column)
-        classes = config.classes or tuple(int(label) for label in np.unique(frame[config.label_column].to_numpy()))
+        labels = frame[config.label_column].to_numpy()
+        found: tuple[Label, ...]
+        if self.label_names:
+            found = tuple(sorted({str(label) for label in labels}))
+        else:
+            found = tuple(int(label) for label in np.unique(labels))
+        classes = config.classes or found
         if len(classes) < 2:
             raise DataError(
                 f"{self.source}: column {config.label_column}: only one class ({classes[0]}) in the data; "

@@ -135,7 +135,8 @@ def to_arrays(frame: pd.DataFrame, info: DatasetInfo) -> tuple[np.ndarray, np.nd
     """Features ``float32 [N, F]`` and labels ``[N]``.
 
     For classification the labels are class indices, int64: the position of each label in
-    ``info.classes`` (the digit itself for digits), as cross-entropy and the metrics expect.
+    ``info.classes`` (the digit itself for digits, ``1`` for ``versicolor`` when the classes are
+    ``setosa, versicolor, virginica``), as cross-entropy and the metrics expect.
     For regression they are the values, float32.
     """
     missing = [column for column in (*info.feature_columns, info.label_column) if column not in frame.columns]
@@ -147,15 +148,15 @@ def to_arrays(frame: pd.DataFrame, info: DatasetInfo) -> tuple[np.ndarray, np.nd
         return features, labels.astype(np.float32)
     if not info.classes:
         raise DataError(f"dataset info lists no classes for a classification task; {RUN_PREPARE} again")
-    classes = np.asarray(info.classes, dtype=np.int64)
-    order = np.argsort(classes, kind="stable")
-    sorted_classes = classes[order]
-    positions = np.clip(np.searchsorted(sorted_classes, labels), 0, len(classes) - 1)
-    known = sorted_classes[positions] == labels
-    if not known.all():
-        unknown = sorted({int(label) for label in labels[~known]})
+    positions = pd.Index(list(info.classes), dtype=object).get_indexer(pd.Index(labels, dtype=object))
+    unknown = positions < 0
+    if unknown.any():
+        found = set(labels[unknown].tolist())
+        try:
+            shown = sorted(found)
+        except TypeError:  # numbers and names mixed
+            shown = sorted(found, key=str)
         raise DataError(
-            f"column {info.label_column}: label(s) {unknown} not in the classes {list(info.classes)}; "
-            f"{RUN_PREPARE} again"
+            f"column {info.label_column}: label(s) {shown} not in the classes {list(info.classes)}; {RUN_PREPARE} again"
         )
-    return features, order[positions].astype(np.int64)
+    return features, positions.astype(np.int64)

@@ -78,6 +78,17 @@ def one_of(allowed: Sequence[int]) -> pa.Check:
     return pa.Check(check, name=f"isin({_describe_set(allowed)})")
 
 
+def one_of_names(allowed: Sequence[str]) -> pa.Check:
+    """The value is one of the class names ``allowed`` (a missing value is left to ``not_nullable``)."""
+    allowed = tuple(allowed)
+    return pa.Check(lambda s: s.isna() | s.isin(allowed), name=f"isin({', '.join(allowed)})")
+
+
+def named() -> pa.Check:
+    """A class name: text that is not blank."""
+    return pa.Check(lambda s: s.isna() | s.map(lambda v: isinstance(v, str) and bool(v.strip())), name="non_blank_name")
+
+
 def non_empty() -> pa.Check:
     """The frame has at least one row."""
     return pa.Check(lambda frame: len(frame) > 0, name="non_empty")
@@ -108,19 +119,24 @@ def table_schema(
     feature_columns: Sequence[str],
     label_column: str,
     task: str,
-    classes: Sequence[int] = (),
+    classes: Sequence[int | str] = (),
     *,
     select: bool = False,
+    label_names: bool = False,
 ) -> pa.DataFrameSchema:
     """A user's table: numeric features and a label, whole-numbered (and in ``classes``) for classification.
 
-    With ``select`` the file may hold other columns, which are dropped; without it the file must
-    hold exactly ``feature_columns`` and ``label_column``. The order is not checked: columns are
-    used by name.
+    With ``label_names`` the classification label is a class name (text, one of ``classes`` when
+    listed) instead of a whole number. With ``select`` the file may hold other columns, which
+    are dropped; without it the file must hold exactly ``feature_columns`` and
+    ``label_column``. The order is not checked: columns are used by name.
     """
     columns: dict[str, pa.Column] = {name: number_column() for name in feature_columns}
-    if task == "classification":
-        label_checks = [one_of(classes)] if classes else []
+    if task == "classification" and label_names:
+        names = [one_of_names([str(c) for c in classes])] if classes else []
+        columns[label_column] = pa.Column(checks=[named(), *names], nullable=False, metadata={INTEGER: False})
+    elif task == "classification":
+        label_checks = [one_of(classes)] if classes else []  # type: ignore[arg-type]
         columns[label_column] = number_column(*label_checks, whole=True)
     else:
         columns[label_column] = number_column()
@@ -149,7 +165,8 @@ def describe_schema(schema: pa.DataFrameSchema) -> list[str]:
     lines += [f"table: {check.name}" for check in schema.checks]
     groups: list[tuple[list[str], str]] = []
     for name, column in schema.columns.items():
-        checks = ["number", "not_nullable", *(check.name for check in column.checks)]
+        kind = ["number"] if column.dtype is not None else []
+        checks = [*kind, "not_nullable", *(check.name for check in column.checks)]
         signature = ", ".join(checks)
         if groups and groups[-1][1] == signature:
             groups[-1][0].append(name)

@@ -29,6 +29,9 @@ Locate = Callable[[int], str]
 # How many failed checks a report lists, and how many failing rows per check it shows.
 MAX_REPORT_LINES = 20
 MAX_EXAMPLES = 5
+# Field separators a CSV file may use, and how much of the file decides which one it does.
+DELIMITERS = ",;\t|"
+SNIFF_BYTES = 8192
 
 
 def row_number(position: int) -> str:
@@ -84,17 +87,22 @@ def read_csv(path: Path, source: str, *, names: Sequence[str] | None = None) -> 
     """Read a CSV file (gzip-compressed when its name ends in ``.gz``) into a frame.
 
     With ``names`` the file has no header and its columns get these names; without, the first
-    line is the header. Every row must have as many fields as the header (or ``names``): pandas
-    would silently pad a short row with NaN. Returns the frame, values as pandas infers them
-    (the schema checks them), and a locator naming a row by its line in the file.
+    line is the header. The field separator (``,``, ``;``, tab or ``|``) is detected from the
+    start of the file (:func:`detect_delimiter`). Every row must have as many fields as the
+    header (or ``names``): pandas would silently pad a short row with NaN. Returns the frame,
+    values as pandas infers them (the schema checks them), and a locator naming a row by its
+    line in the file.
     """
     data = read_bytes(path, source)
     if Path(path).suffix == ".gz":
         data = decompress(data, source)
     text = decode_text(data, source)
-    header, lines = _scan_fields(text, source, names)
+    delimiter = detect_delimiter(text)
+    header, lines = _scan_fields(text, source, names, delimiter)
     try:
-        frame = pd.read_csv(io.StringIO(text), header=None if names else 0, names=list(names) if names else None)
+        frame = pd.read_csv(
+            io.StringIO(text), sep=delimiter, header=None if names else 0, names=list(names) if names else None
+        )
     except (ValueError, pd.errors.ParserError) as error:
         raise DataError(f"{source}: cannot parse as CSV ({_first_line(error)})") from None
     if list(frame.columns) != header or len(frame) != len(lines):
@@ -103,9 +111,27 @@ def read_csv(path: Path, source: str, *, names: Sequence[str] | None = None) -> 
     return frame, lambda position: f"line {lines[position]}"
 
 
-def _scan_fields(text: str, source: str, names: Sequence[str] | None) -> tuple[list[str], list[int]]:
+def detect_delimiter(text: str) -> str:
+    """The field separator of a CSV text: ``,`` unless the first lines are consistently split by
+    ``;``, tab or ``|`` instead (European spreadsheets write ``;``), judged by csv.Sniffer on
+    the first :data:`SNIFF_BYTES` characters (whole lines only)."""
+    sample = text[:SNIFF_BYTES]
+    if len(text) > SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    lines = [line for line in sample.splitlines() if line.strip()]
+    if not lines or "," in lines[0]:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _scan_fields(
+    text: str, source: str, names: Sequence[str] | None, delimiter: str = ","
+) -> tuple[list[str], list[int]]:
     """The header and the line number of each data row, after checking every row's field count."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header: list[str] | None = list(names) if names else None
     lines: list[int] = []
     bad: list[tuple[int, int]] = []

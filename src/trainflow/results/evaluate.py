@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -141,13 +142,14 @@ def _classification(
     confusion = multiclass_confusion_matrix(predicted, targets, num_classes)
     metrics["confusion_matrix"] = confusion.tolist()
 
-    labels = torch.tensor(classes)
+    # Class indices back to the labels the user knows (digits, or names such as "setosa").
+    labels = np.asarray(classes, dtype=object if any(isinstance(c, str) for c in classes) else np.int64)
     probabilities = functional.softmax(logits, dim=1).numpy()
     frame = pd.DataFrame(
         {
             INDEX_COLUMN: pd.Series(rows, dtype="int64"),
-            "target": labels[targets].numpy(),
-            "prediction": labels[predicted].numpy(),
+            "target": labels[targets.numpy()],
+            "prediction": labels[predicted.numpy()],
         }
     )
     for i, label in enumerate(classes):

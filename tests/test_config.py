@@ -157,9 +157,12 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert resolve(to_dict(config)) == config
 
 
-def test_switching_component_keeps_keys_strict() -> None:
-    with pytest.raises(ConfigError, match=r"model\.hidden_sizes: unknown key.*valid keys here: name, channels"):
-        load_config(REPO / "params.yaml", ["model.name=cnn"])
+def test_switching_component_ignores_the_other_components_keys_but_not_typos() -> None:
+    # params.yaml keeps mlp's hidden_sizes; selecting cnn ignores them instead of failing.
+    config = load_config(REPO / "params.yaml", ["model.name=cnn"])
+    assert config.model.name == "cnn" and not hasattr(config.model, "hidden_sizes")
+    with pytest.raises(ConfigError, match=r"model\.hiden_sizes: unknown key.*valid keys here: name, channels"):
+        load_config(REPO / "params.yaml", ["model.name=cnn", "model.hiden_sizes=[3]"])
 
 
 def test_config_is_frozen() -> None:

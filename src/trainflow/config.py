@@ -380,6 +380,7 @@ def resolve(raw: Mapping[str, Any], source: str = "params", plugins: bool = True
     if plugins:
         registry.import_plugins(imports)
     needs = "" if plugins else _plugin_hint(imports)
+    fill_task_defaults(raw)
     for key, (registry_name, default_name) in COMPONENTS.items():
         _resolve_component(raw, key, getattr(registry, registry_name), default_name, source, needs)
     for key, registry_name in NAME_LISTS.items():
@@ -396,6 +397,69 @@ def resolve(raw: Mapping[str, Any], source: str = "params", plugins: bool = True
         return TypeAdapter(Config).validate_python(raw)
     except ValidationError as error:
         raise ConfigError(f"{source}: {describe(error, Config)}") from None
+
+
+AUTO = "auto"
+# What `auto` (or an absent key) means for each task: loss, metrics, best-checkpoint monitor.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classification": {"loss": "cross_entropy", "metrics": ["accuracy", "f1_macro"]},
+    "regression": {"loss": "mse", "metrics": ["mae", "rmse", "r2"]},
+}
+LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse")
+
+
+def fill_task_defaults(raw: dict[str, Any]) -> None:
+    """Replace ``auto`` (or absent) ``loss.name``, ``metrics`` and ``train.checkpoint.monitor``
+    / ``mode`` in ``raw`` by the concrete defaults for the data set's task, in place.
+
+    The task is ``dataset.task`` (classification when absent, as for digits). The monitor is
+    ``val/accuracy`` (max) when accuracy is logged, else ``val/loss`` (min); an explicit monitor
+    with ``mode: auto`` gets ``min`` for losses and errors, else ``max``. Explicit values win, and
+    the resolved config holds only concrete names, so ``auto`` never changes an experiment id.
+    A malformed section is left for its own validation to report.
+    """
+    dataset = raw.get("dataset")
+    task = dataset.get("task", "classification") if isinstance(dataset, dict) else "classification"
+    defaults = TASK_DEFAULTS.get(task) if isinstance(task, str) else None
+    if defaults is None:
+        return
+    loss = raw.get("loss")
+    if loss is None or loss == AUTO:
+        raw["loss"] = {"name": defaults["loss"]}
+    elif isinstance(loss, dict) and loss.get("name", AUTO) == AUTO:
+        loss["name"] = defaults["loss"]
+    if raw.get("metrics", AUTO) == AUTO:
+        raw["metrics"] = list(defaults["metrics"])
+    train = raw.setdefault("train", {})
+    checkpoint = train.setdefault("checkpoint", {}) if isinstance(train, dict) else None
+    if not isinstance(checkpoint, dict):
+        return
+    metrics = raw["metrics"] if isinstance(raw["metrics"], list) else []
+    if checkpoint.get("monitor", AUTO) == AUTO:
+        best = "val/accuracy" if "accuracy" in metrics else "val/loss"
+        checkpoint["monitor"] = best
+    monitor = checkpoint["monitor"]
+    if checkpoint.get("mode", AUTO) == AUTO and isinstance(monitor, str):
+        checkpoint["mode"] = "min" if monitor.rsplit("/", 1)[-1] in LOWER_IS_BETTER else "max"
+
+
+def drop_other_components_keys(
+    section: dict[str, Any], config_class: type, reg: registry.Registry[Any]
+) -> dict[str, Any]:
+    """``section`` without the keys that only other components of ``reg`` declare.
+
+    params.yaml may keep the options of every model (``hidden_sizes`` of mlp, ``channels`` of
+    cnn) so that ``dvc exp run -S model.name=cnn`` works without deleting the others by hand:
+    the selected component ignores the keys another registered component owns. A key no
+    component declares is still an error (a typo).
+    """
+    own = {f.name for f in dataclasses.fields(config_class)} if dataclasses.is_dataclass(config_class) else set()
+    others: set[str] = set()
+    for other in reg.names():
+        cls = reg.get(other).config_class
+        if cls is not config_class and dataclasses.is_dataclass(cls):
+            others |= {f.name for f in dataclasses.fields(cls)}
+    return {key: value for key, value in section.items() if key in own or key not in others}
 
 
 def _plugin_hint(imports: list[Any]) -> str:
@@ -426,6 +490,7 @@ def _resolve_component(
     if name not in reg:
         raise ConfigError(f"{source}: " + registry.unknown_name_message(f"{key}.name", name, reg.names()) + needs)
     entry = reg.get(name)
+    section = drop_other_components_keys(section, entry.config_class, reg)
     try:
         parent[parts[-1]] = TypeAdapter(entry.config_class).validate_python({**section, "name": name})
     except ValidationError as error:

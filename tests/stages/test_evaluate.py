@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.results.tiny_project import CLASSES, make_project, tiny_config
+from tests.results.tiny_project import CLASSES, NAMES, make_project, tiny_config
 from trainflow.cli import main
 from trainflow.config import Config
 from trainflow.data.prepare import read_split
@@ -38,7 +38,7 @@ def project(trained: tuple[Config, ProjectPaths], tmp_path: Path) -> tuple[Confi
 
 def outputs(paths: ProjectPaths) -> dict[str, bytes]:
     """eval.json and every file in plots/ and evaluation/, by path."""
-    files = [paths.metrics / "eval.json", *paths.plots.iterdir(), *paths.evaluation.iterdir()]
+    files = [paths.metrics / "eval.json", *paths.plots.rglob("*.csv"), *paths.evaluation.iterdir()]
     return {path.relative_to(paths.root).as_posix(): path.read_bytes() for path in files}
 
 
@@ -56,7 +56,7 @@ def test_writes_dvc_metrics_plots_predictions_and_per_class(
         assert summary[split] == evaluation[split]
 
         prepared = read_split(paths.prepared, split)
-        confusion = pd.read_csv(paths.plots / f"confusion_{split}.csv")
+        confusion = pd.read_csv(paths.plots / "eval" / f"confusion_{split}.csv")
         assert list(confusion.columns) == ["actual", "predicted"]
         assert len(confusion) == len(prepared)
         assert confusion["actual"].tolist() == prepared["label"].tolist()
@@ -93,11 +93,38 @@ def test_regression_metrics_and_scatter_data(tmp_path: Path) -> None:
     evaluation = json.loads((paths.metrics / "eval.json").read_text())
     assert set(evaluation["test"]) == {"mae", "rmse", "r2", "loss"}
     assert evaluation["test"]["loss"] == pytest.approx(evaluation["test"]["rmse"] ** 2, rel=1e-5)  # mse loss
-    scatter = pd.read_csv(paths.plots / "predictions_test.csv")
-    assert list(scatter.columns) == ["actual", "predicted"]
-    assert len(scatter) == len(read_split(paths.prepared, "test"))
-    assert not (paths.plots / "confusion_test.csv").exists()
+    for split in ("val", "test"):
+        scatter = pd.read_csv(paths.plots / "eval" / f"predictions_{split}.csv")
+        assert list(scatter.columns) == ["actual", "predicted"]
+        assert len(scatter) == len(read_split(paths.prepared, split))
+    assert sorted(path.name for path in (paths.plots / "eval").iterdir()) == [
+        "predictions_test.csv",
+        "predictions_val.csv",
+    ]
     assert not (paths.evaluation / "per_class.json").exists()
+
+
+def test_the_plots_folder_holds_only_the_current_tasks_files(project: tuple[Config, ProjectPaths]) -> None:
+    config, paths = project
+    (paths.plots / "eval").mkdir(parents=True)
+    (paths.plots / "eval" / "predictions_test.csv").write_text("actual,predicted\n1.0,2.0\n")  # an earlier regression
+    evaluate.run(config, paths)
+    assert sorted(path.name for path in (paths.plots / "eval").iterdir()) == ["confusion_test.csv", "confusion_val.csv"]
+
+
+def test_class_names_appear_in_plots_predictions_and_per_class_report(tmp_path: Path) -> None:
+    config, paths = make_project(tmp_path / "project", "names")
+    evaluate.run(config, paths)
+    detail = json.loads((paths.evaluation / "per_class.json").read_text())
+    assert detail["classes"] == list(NAMES)  # the prepare stage's encoding: sorted names
+    assert set(detail["test"]["per_class"]) == set(NAMES)
+    for split in ("val", "test"):
+        confusion = pd.read_csv(paths.plots / "eval" / f"confusion_{split}.csv")
+        assert confusion["actual"].tolist() == read_split(paths.prepared, split)["label"].tolist()
+        assert set(confusion["predicted"]) <= set(NAMES)
+        predictions = pd.read_parquet(paths.evaluation / f"predictions_{split}.parquet")
+        assert [column for column in predictions.columns if column.startswith("prob_")] == [f"prob_{n}" for n in NAMES]
+        assert predictions["prediction"].tolist() == confusion["predicted"].tolist()
 
 
 def test_a_snapshot_trained_with_other_settings_is_refused(project: tuple[Config, ProjectPaths]) -> None:

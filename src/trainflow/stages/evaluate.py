@@ -3,9 +3,10 @@
 Reads ``models/best.pt``, the prepared val and test splits and the fitted encoder; writes
 
 - ``metrics/eval.json``: ``{"val": {...}, "test": {...}}``, scalars only (DVC metrics);
-- ``plots/confusion_{val,test}.csv`` (``actual,predicted`` per sample, DVC's confusion
-  template) for classification, ``plots/predictions_test.csv`` (``actual,predicted``) for
-  regression;
+- ``plots/eval/``, replaced whole: ``confusion_{val,test}.csv`` (``actual,predicted`` per
+  sample, class labels, for DVC's confusion template) for classification,
+  ``predictions_{val,test}.csv`` (``actual,predicted`` values, DVC's scatter template) for
+  regression. One folder whatever the task, so dvc.yaml declares the same outputs for both;
 - ``evaluation/predictions_{val,test}.parquet`` and, for classification,
   ``evaluation/per_class.json`` (per-class precision/recall/F1/support and the confusion
   matrix of each split), which the package stage puts in the result package.
@@ -29,7 +30,7 @@ from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_info, read_split, to_arrays
 from trainflow.encoders import ENCODER_FILE, load_encoder
 from trainflow.errors import CheckpointError
-from trainflow.io import atomic_write_bytes, atomic_write_json
+from trainflow.io import atomic_write_bytes, atomic_write_json, replace_dir
 from trainflow.models.snapshot import load_model_snapshot
 from trainflow.paths import ProjectPaths
 from trainflow.results.evaluate import (
@@ -43,6 +44,13 @@ from trainflow.results.evaluate import (
 
 SPLITS = ("val", "test")
 BEST_MODEL = "best.pt"
+EVAL_PLOTS = "eval"  # the folder in plots/ this stage owns
+
+
+def plot_files(task: str) -> dict[str, str]:
+    """The CSV files in plots/eval/ for ``task``, by split."""
+    kind = "confusion" if task == "classification" else "predictions"
+    return {split: f"{kind}_{split}.csv" for split in SPLITS}
 
 
 def check_snapshot_config(config: Config, snapshot: dict[str, Any], source: str) -> None:
@@ -51,7 +59,7 @@ def check_snapshot_config(config: Config, snapshot: dict[str, Any], source: str)
     Keys that do not change the weights (upload, metrics, ...) and the ones a resume may raise
     (max_epochs, patience) may differ.
     """
-    stored = resolve(snapshot["config"], source=f"{source} (stored config)")
+    stored = resolve(snapshot["config"], source=f"{source} (stored config)", plugins=False)
     if training_fingerprint(stored) != training_fingerprint(config):
         changed = ", ".join(sorted(diff(to_dict(stored), to_dict(config))))
         raise CheckpointError(
@@ -126,9 +134,12 @@ def write_outputs(
 
     for split in SPLITS:
         write(paths.evaluation / predictions_file(split), frame_bytes(predictions[split]))
+    folder = paths.plots / EVAL_PLOTS
+    with replace_dir(folder) as staging:  # no stale file of the other task is left behind
+        for split, name in plot_files(info.task).items():
+            atomic_write_bytes(staging / name, actual_predicted_csv(predictions[split]).encode())
+    written += [str(folder / name) for name in plot_files(info.task).values()]
     if info.task == "classification":
-        for split in SPLITS:
-            write(paths.plots / f"confusion_{split}.csv", actual_predicted_csv(predictions[split]))
         detail = {
             "classes": list(info.classes),
             **{
@@ -141,8 +152,6 @@ def write_outputs(
         }
         atomic_write_json(paths.evaluation / PER_CLASS_FILE, detail)
         written.append(str(paths.evaluation / PER_CLASS_FILE))
-    else:
-        write(paths.plots / "predictions_test.csv", actual_predicted_csv(predictions["test"]))
     eval_path = paths.metrics / EVAL_FILE
     atomic_write_json(eval_path, {split: scalar_metrics(metrics[split]) for split in SPLITS})
     written.append(str(eval_path))
@@ -153,5 +162,5 @@ def run(config: Config, paths: ProjectPaths) -> dict[str, Any]:
     """Evaluate the best model; returns ``{"val": {...}, "test": {...}, "outputs": [paths]}``."""
     metrics, predictions, info = evaluate(config, paths)
     written = write_outputs(metrics, predictions, info, paths)
-    print(f"evaluate: wrote {paths.metrics / EVAL_FILE}, {paths.plots}/, {paths.evaluation}/", flush=True)
+    print(f"evaluate: wrote {paths.metrics / EVAL_FILE}, {paths.plots / EVAL_PLOTS}/, {paths.evaluation}/", flush=True)
     return {**{split: scalar_metrics(metrics[split]) for split in SPLITS}, "outputs": written}

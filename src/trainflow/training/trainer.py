@@ -628,7 +628,10 @@ class Trainer:
         **options: Any,
     ) -> Trainer:
         """Rebuild model, optimizer, scheduler and training state from the config stored in the
-        checkpoint at ``path`` (lis2's from_snapshot). Give loaders to train or evaluate further."""
+        checkpoint at ``path`` (lis2's from_snapshot). Give loaders to train or evaluate further.
+
+        The stored config imports nothing: import the modules that register a plug-in model
+        (or other component) before calling this; the error names them otherwise."""
         from trainflow.config import resolve
         from trainflow.data.datasets import DatasetInfo
 
@@ -640,7 +643,7 @@ class Trainer:
                 f"{path}: written by a Trainer without a config; rebuild the model and optimizer yourself "
                 f"and call fit(resume={str(path)!r})"
             )
-        config = resolve(payload["config"], source=f"{path} (stored config)")
+        config = resolve(payload["config"], source=f"{path} (stored config)", plugins=False)
         info = DatasetInfo.from_dict(build["info"])
         trainer = cls.from_config(
             config,

@@ -205,3 +205,42 @@ def test_default_experiment_reaches_95_percent_test_accuracy_on_digits(tmp_path:
     train.run(config, paths)
     scores = evaluate.run(config, paths)
     assert scores["test"]["accuracy"] >= 0.95
+
+
+def test_lowering_max_epochs_trains_as_a_shorter_run_from_scratch_and_keeps_the_longer_run(
+    prepared: ProjectPaths, tmp_path: Path, capsys: Any
+) -> None:
+    shorter = ProjectPaths(tmp_path / "shorter")
+    shutil.copytree(prepared.root, shorter.root)
+    train.run(tiny(max_epochs=2), shorter)
+    longer = ProjectPaths(tmp_path / "longer")
+    shutil.copytree(prepared.root, longer.root)
+    train.run(tiny(max_epochs=4), longer)
+    four_epochs = contents(longer)
+
+    capsys.readouterr()
+    result = train.run(tiny(max_epochs=2), longer)
+    out = capsys.readouterr().out
+    assert "past where these params stop training: starting fresh" in out
+    assert result["epochs_run"] == 2 and result["resumed_from"] is None
+    assert contents(longer) == contents(shorter), "the 2-epoch experiment gets the 2-epoch weights"
+
+    result = train.run(tiny(max_epochs=4), longer)  # back to the longer params: its run is resumed
+    assert "resuming the kept run" in capsys.readouterr().out and result["epochs_run"] == 0
+    assert contents(longer) == four_epochs
+
+
+def test_lowering_patience_replays_the_history_under_the_new_rule(prepared: ProjectPaths, tmp_path: Path) -> None:
+    def history(paths: ProjectPaths) -> list[dict[str, str]]:
+        return list(csv.DictReader((paths.plots / "history.csv").open()))
+
+    longer = ProjectPaths(tmp_path / "longer")
+    shutil.copytree(prepared.root, longer.root)
+    train.run(tiny(max_epochs=6, early_stopping={"patience": 6, "monitor": "train/loss", "mode": "max"}), longer)
+    assert len(history(longer)) == 6  # train/loss falls every epoch: "max" never improves after epoch 1
+    impatient = tiny(max_epochs=6, early_stopping={"patience": 1, "monitor": "train/loss", "mode": "max"})
+    result = train.run(impatient, longer)
+    fresh = ProjectPaths(tmp_path / "fresh")
+    shutil.copytree(prepared.root, fresh.root)
+    train.run(impatient, fresh)
+    assert result["epochs"] == 2 and contents(longer) == contents(fresh)

@@ -33,7 +33,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainflow import registry
-from trainflow.config import CheckpointConfig, Config, experiment_id, save_resolved
+from trainflow.config import CheckpointConfig, Config, experiment_id, save_resolved, training_fingerprint
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_prepared, to_arrays
 from trainflow.encoders import ENCODER_FILE, load_encoder
@@ -48,6 +48,7 @@ from trainflow.training.callbacks import Checkpoint
 from trainflow.training.checkpoint import load_checkpoint
 from trainflow.training.loaders import InMemoryLoader
 from trainflow.training.loggers import CSVLogger, JSONLogger, history_csv, summary
+from trainflow.training.replay import select_resumable
 from trainflow.training.seeding import configure_determinism, make_generator, seed_everything, seed_worker
 from trainflow.training.trainer import Trainer
 
@@ -117,6 +118,8 @@ def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, A
     re-run this stage under torchrun, each worker training its share with DDP and the main
     one writing the outputs (see docs/distributed.md); a restarted worker group always resumes.
     """
+    if resume and not distributed.under_torchrun():  # once, before any worker reads checkpoints
+        keep_only_resumable(config, paths)
     if launch.needs_launch(config.train.distributed):
         monitors(config)  # a config error stops here, before any process starts
         launch.launch_train(config, paths, resume=resume)
@@ -126,6 +129,17 @@ def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, A
     if distributed.under_torchrun():
         return record(train_worker)(config, paths, resume or distributed.restart_count() > 0)
     return train_in_process(config, paths, resume)
+
+
+def keep_only_resumable(config: Config, paths: ProjectPaths) -> None:
+    """Shelve checkpoints that a from-scratch run of ``config`` would not pass through (lowered
+    max_epochs or patience), and bring back a shelved run it does pass through."""
+    t, es = config.train, config.train.early_stopping
+    rules = {"max_epochs": t.max_epochs, "monitor": es.monitor, "mode": es.mode, "patience": es.patience}
+    rules["min_delta"] = es.min_delta
+    select_resumable(
+        paths.checkpoints, training_fingerprint(config), rules, echo=lambda line: print(f"train: {line}", flush=True)
+    )
 
 
 def train_worker(config: Config, paths: ProjectPaths, resume: bool) -> dict[str, Any]:

@@ -131,6 +131,12 @@ def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, A
     return train_in_process(config, paths, resume)
 
 
+class TrainflowInterrupted(TrainflowError):
+    """Ctrl-C stopped training at a saved position; the next run resumes from it."""
+
+    exit_code = 130
+
+
 def keep_only_resumable(config: Config, paths: ProjectPaths) -> None:
     """Shelve checkpoints that a from-scratch run of ``config`` would not pass through (lowered
     max_epochs or patience), and bring back a shelved run it does pass through."""
@@ -182,6 +188,11 @@ def train_in_process(config: Config, paths: ProjectPaths, resume: bool) -> dict[
         echo=lambda line: print(f"train: {line}", flush=True),
     )
     trainer.fit(resume=resume)
+    if trainer.interrupted:
+        raise TrainflowInterrupted(
+            f"train: interrupted after {trainer.state.global_step} optimizer steps; the checkpoint in "
+            f"{paths.checkpoints} holds that position: run `dvc repro` (or `trainflow train`) again to continue"
+        )
     if not trainer.stop_resumable:
         raise TrainflowError(f"train: {trainer.stop_reason}; models/ keeps the last good checkpoint")
 

@@ -61,7 +61,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,16 +250,21 @@ class Trainer:
             self.echo(f"training already finished: {self.state.epoch} of {self.max_epochs} epochs done; nothing to do")
         try:
             self._forward = self._training_forward()
-            self._call("on_fit_start")
-            self._sync_stop()
-            while self.state.epoch < self.max_epochs and not self.should_stop:
-                train_metrics = self.train_epoch()
-                if self.stopped_mid_epoch:
-                    break
-                self._end_epoch({"epoch": self.state.epoch + 1, **train_metrics, **self.validate()})
-            if self.stop_reason:
+            with self._stop_on_interrupt():
+                self._call("on_fit_start")
+                self._sync_stop()
+                while self.state.epoch < self.max_epochs and not self.should_stop:
+                    train_metrics = self.train_epoch()
+                    if self.stopped_mid_epoch:
+                        break
+                    self._end_epoch({"epoch": self.state.epoch + 1, **train_metrics, **self.validate()})
+            if self.interrupted:
+                e, b = self.state.epoch + (1 if self.stopped_mid_epoch else 0), self.state.batch_in_epoch
+                where = f"epoch {e}, batch {b}" if self.stopped_mid_epoch else f"the end of epoch {e}"
+                self.echo(f"interrupted at {where}; fit(resume=True) continues")
+            elif self.stop_reason:
                 self.echo(f"stopped: {self.stop_reason}")
-            if self.test_loader is not None and self.epochs_run:
+            if self.test_loader is not None and self.epochs_run and not self.interrupted:
                 self.test()
             self._call("on_fit_end")
         except BaseException as error:
@@ -266,6 +273,26 @@ class Trainer:
         finally:  # a DDP wrapper lives for one fit: it must be gone before the process group is destroyed
             self._forward = self._plain_forward
         return self.model
+
+    @contextlib.contextmanager
+    def _stop_on_interrupt(self) -> Iterator[None]:
+        """Ctrl-C (SIGINT) stops the run after the running batch, as a resumable stop: the
+        Checkpoint callback saves that position and :meth:`fit` returns. A second Ctrl-C
+        interrupts at once (KeyboardInterrupt). Only in the main thread, where Python allows it."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.interrupted = True
+            self.request_stop("interrupted", now=self.model.training)  # mid-epoch, or after validation
+
+        previous = signal.signal(signal.SIGINT, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the training data (the rest of it, after a mid-epoch resume)."""
@@ -741,6 +768,7 @@ class Trainer:
         return {hook: hook_methods(active, hook) for hook in HOOKS}
 
     def _reset_stop(self) -> None:
+        self.interrupted = False
         self.should_stop = False
         self.stop_reason: str | None = None
         self.stop_resumable = True

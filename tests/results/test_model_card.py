@@ -87,3 +87,9 @@ def test_per_class_markdown_has_a_table_per_split_in_class_order() -> None:
     assert "## test" in text
     rows = [line for line in text.splitlines() if line.startswith("| 5 ") or line.startswith("| 2 ")]
     assert rows == ["| 5 | 0.8000 | 1.0000 | 0.8889 | 40 |", "| 2 | 1.0000 | 0.5000 | 0.6667 | 4 |"]
+
+
+def test_the_card_says_how_the_splits_were_made() -> None:
+    assert "Splits are stratified and fixed by `seed`" in card()
+    data = DataSummary("csv", "regression", 4, "label", split_sizes={"train": 24, "val": 12, "test": 12})
+    assert "Splits are random and fixed by `seed`" in card(data=data, per_class=None)

@@ -35,7 +35,7 @@ class DataSummary:
     task: str
     num_features: int
     label_column: str
-    classes: Sequence[int] = ()
+    classes: Sequence[int | str] = ()  # the labels (numbers or names) in class-index order
     split_sizes: Mapping[str, int] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
@@ -113,7 +113,8 @@ def render_model_card(
     lines += _table(["split", "rows"], [[split, data.split_sizes[split]] for split in splits])
     lines += [
         "",
-        f"Splits are stratified and fixed by `seed` = {config.seed} (val fraction {config.data.val_fraction}, "
+        f"Splits are {'stratified' if data.task == 'classification' else 'random'} and fixed by "
+        f"`seed` = {config.seed} (val fraction {config.data.val_fraction}, "
         f"test fraction {config.data.test_fraction}); the `{config.encoder.name}` encoder was fitted on the "
         "train split only.",
     ]

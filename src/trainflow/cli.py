@@ -22,6 +22,7 @@ from trainflow import __version__
 from trainflow.errors import TrainflowError
 from trainflow.paths import ProjectPaths
 from trainflow.runtime import pin_cpu_kernels
+from trainflow.workspace_lock import workspace_lock
 
 # command -> (module with run(config, paths, **options), one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -102,7 +103,8 @@ def cmd_stage(args: argparse.Namespace) -> dict[str, Any]:
     config = _load(args)  # a config error is reported before the stage's heavier imports
     module = importlib.import_module(STAGES[args.command][0])
     options = {"resume": args.resume} if args.command == "train" else {}
-    return module.run(config, ProjectPaths(Path(args.root)), **options)
+    with workspace_lock(Path(args.root), args.command):
+        return module.run(config, ProjectPaths(Path(args.root)), **options)
 
 
 def cmd_upload(args: argparse.Namespace) -> dict[str, Any]:

@@ -41,7 +41,8 @@ def test_a_second_stage_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
         holder.wait()
     assert result.returncode == 3
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"error: {tmp_path / '.trainflow.lock'}: the workspace is in use by pid {holder.pid}")
+    lock = tmp_path / ".trainflow.lock"
+    assert result.stderr.startswith(f"error: {lock}: the workspace is in use by pid {holder.pid}")
     assert "(trainflow train, since " in result.stderr
 
 

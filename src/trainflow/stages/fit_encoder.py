@@ -1,7 +1,7 @@
 """The fit_encoder stage: fit ``encoder`` on the prepared train split, write ``data/encoders/``.
 
 Only the train split is read, so nothing about the val and test rows leaks into the features
-the model sees.
+the model sees. ``data/encoders/`` is replaced whole, or not at all.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from trainflow.config import Config
 from trainflow.data.prepare import read_info, read_split, to_arrays
 from trainflow.encoders import ENCODER_FILE, fit_encoder, save_encoder
+from trainflow.io import replace_dir
 from trainflow.paths import ProjectPaths
 
 
@@ -23,6 +24,9 @@ def run(config: Config, paths: ProjectPaths) -> dict[str, Any]:
     print(f"fit-encoder: fitting {name} on {features.shape[0]} rows x {features.shape[1]} features", flush=True)
     encoder = fit_encoder(config, features)
     path = paths.encoders / ENCODER_FILE
-    save_encoder(encoder, path)
+    # the folder is replaced whole (DVC keeps it between runs: persist in dvc.yaml), so nothing
+    # an older run left there survives, and a failure leaves the previous encoder in place
+    with replace_dir(paths.encoders) as staging:
+        save_encoder(encoder, staging / ENCODER_FILE)
     print(f"fit-encoder: wrote {path}", flush=True)
     return {"encoder": name, "rows": int(features.shape[0]), "features": int(features.shape[1]), "path": str(path)}

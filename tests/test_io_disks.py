@@ -239,3 +239,124 @@ def test_writer_errors_that_are_not_the_disk_propagate(tmp_path: Path) -> None:
     with pytest.raises(PermissionError):
         atomic_write(tmp_path / "a.bin", fail)
     assert entries(tmp_path) == []
+
+
+# --- through the real CLI ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project after prepare, fit-encoder, train, evaluate and package (run by the CLI)."""
+    import yaml
+
+    from tests.results.tiny_project import tiny_params, write_raw
+    from trainflow.cli import main
+
+    root = tmp_path_factory.mktemp("pipeline") / "project"
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    write_raw(root / "data/raw/tiny.csv", "classification")
+    for stage in ("prepare", "fit-encoder", "train", "evaluate", "package"):
+        assert main([stage, "--root", str(root), "--params", str(root / "params.yaml")]) == 0, stage
+    return root
+
+
+@pytest.fixture
+def project(pipeline: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(pipeline, tmp_path / "project", symlinks=True)
+    return tmp_path / "project"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+@contextlib.contextmanager
+def on_own_disk(folder: Path, size: str = "1m") -> Iterator[Path]:
+    """``folder``'s current contents on a tmpfs of ``size`` mounted at ``folder`` (a volume)."""
+    import shutil
+
+    saved = folder.with_name(folder.name + ".saved")
+    shutil.copytree(folder, saved)
+    with tmpfs(folder, size):
+        shutil.copytree(saved, folder, dirs_exist_ok=True)
+        yield folder
+
+
+def cli(project: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from trainflow.cli import main
+
+    capsys.readouterr()
+    code = main([args[0], "--root", str(project), "--params", str(project / "params.yaml"), *args[1:]])
+    return code, capsys.readouterr().err
+
+
+def assert_error_line(code: int, err: str, *parts: str) -> None:
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for part in parts:
+        assert part in err, err
+
+
+@pytest.mark.parametrize(
+    ("stage", "folder", "written"),
+    [
+        ("prepare", "data/prepared", "data/prepared: cannot write folder"),
+        ("fit-encoder", "data/encoders", "data/encoders"),
+    ],
+)
+def test_cli_stage_on_a_read_only_volume(
+    project: Path, capsys: pytest.CaptureFixture[str], stage: str, folder: str, written: str
+) -> None:
+    before = snapshot(project / folder)
+    with on_own_disk(project / folder) as volume:
+        remount_read_only(volume)
+        code, err = cli(project, capsys, stage)
+        assert_error_line(code, err, written, "(Read-only file system)", "mount it read-write")
+        assert snapshot(volume) == before
+
+
+def test_cli_train_on_a_full_disk_keeps_the_models(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(project / "models")
+    with on_own_disk(project / "models") as volume:
+        fill(volume)
+        code, err = cli(project, capsys, "train", "train.max_epochs=5")
+        assert_error_line(code, err, "cannot write checkpoint: ", "(No space left on device)", "free space")
+        (volume / "filler").unlink()
+        assert snapshot(volume) == before
+
+
+def test_cli_package_on_a_full_disk_keeps_the_package(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(project / "results")
+    with on_own_disk(project / "results") as volume:
+        fill(volume)
+        code, err = cli(project, capsys, "package")
+        assert_error_line(code, err, f"{project / 'results'}/", "(No space left on device)")
+        (volume / "filler").unlink()
+        assert snapshot(volume) == before
+
+
+def test_cli_package_into_a_mounted_volume(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trainflow.storage.manifest import verify_manifest
+
+    before = snapshot(project / "results")
+    with on_own_disk(project / "results") as volume:
+        (volume / "stale.txt").write_text("from an older package")
+        code, err = cli(project, capsys, "package")
+        assert code == 0, err
+        assert os.path.ismount(volume)
+        assert snapshot(volume) == before  # the same package, bit for bit, and nothing else
+        assert verify_manifest(volume) == []
+
+
+def test_cli_package_with_a_file_in_place_of_the_folder(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    shutil.rmtree(project / "results")
+    (project / "results").write_text("not a folder")
+    code, err = cli(project, capsys, "package")
+    assert_error_line(code, err, f"{project / 'results'} is a file where a folder is expected", "move or delete it")
+    assert (project / "results").read_text() == "not a folder"

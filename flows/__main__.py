@@ -60,6 +60,7 @@ def run_flow(args: argparse.Namespace) -> int:
             from flows.training_pipeline import training_pipeline
 
             training_pipeline(**options)
+        print_closing_summary(args.root, args.overrides)
     except TrainflowError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -67,6 +68,17 @@ def run_flow(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_closing_summary(root: str, overrides: Sequence[str]) -> None:
+    """The same closing lines as ``trainflow summary``, for the experiment the flow ran."""
+    from pathlib import Path
+
+    from trainflow.config import load_config
+    from trainflow.paths import ProjectPaths
+    from trainflow.summary import print_summary
+
+    print_summary(load_config(Path(root) / "params.yaml", overrides), ProjectPaths(Path(root)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -101,9 +101,29 @@ def repro_stage(
     without it, DVC also brings every upstream stage up to date first.
     """
     args = ["repro", *(["--single-item"] if single_item else []), stage]
-    result = run_dvc(args, root, timeout_s=timeout_s, on_line=on_line)
+    result = run_dvc(args, root, timeout_s=timeout_s, on_line=without_git_hint(on_line) if on_line else None)
     ran = f"Running stage '{stage}'" in result.output
     return StageRun(stage=stage, ran=ran, seconds=result.seconds, outs=locked_outs(root, stage))
+
+
+#: DVC's advice after every stage that changed dvc.lock; a flow says it once, in its summary.
+GIT_HINT_LINES = (
+    "To track the changes with git, run:",
+    "git add dvc.lock",
+    "To enable auto staging, run:",
+    "dvc config core.autostage true",
+)
+
+
+def without_git_hint(on_line: Callable[[str], None]) -> Callable[[str], None]:
+    """``on_line`` for every line except DVC's "To track the changes with git" hint."""
+
+    def forward(line: str) -> None:
+        text = line.strip()
+        if text and not any(text == hint or text.startswith(hint) for hint in GIT_HINT_LINES):
+            on_line(line)
+
+    return forward
 
 
 def locked_outs(root: str | Path, stage: str) -> dict[str, str]:

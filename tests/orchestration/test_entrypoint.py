@@ -52,3 +52,22 @@ def test_a_flow_with_a_bad_override_prints_one_error_line(tmp_path: Path, prefec
     assert result.stderr.splitlines()[-1].startswith("error: ")
     assert "train.optimizr" in result.stderr.splitlines()[-1]
     assert not (root / "dvc.lock").exists()
+
+
+def test_a_flow_ends_with_the_closing_summary_and_no_repeated_git_hint(tmp_path: Path, prefect_server: str) -> None:
+    root = pipeline_project(tmp_path / "project")
+    result = flows(
+        "flow", "training_pipeline", "--no-upload", cwd=root, extra_env=prefect_env(prefect_server, tmp_path / "home")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "To track the changes with git" not in output
+    summary = subprocess.run(
+        [str(Path(sys.executable).with_name("trainflow")), "summary"],
+        cwd=root,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert result.stdout.endswith(summary.stdout), "the flow closes with `trainflow summary`'s lines"

@@ -14,9 +14,13 @@ experiment id without the ``train.distributed`` section, so every node of one ex
 at the same rendezvous. torchrun restarts the whole worker group up to ``max_restarts`` times;
 each restart resumes from the last checkpoint.
 
-Supervision: torchrun runs in its own session, so a Ctrl-C reaches this launcher alone, which
-then stops the job in order (SIGTERM to torchrun, which stops its workers), and after a grace
-period kills whatever is left. Every process of the job carries a launch token in its
+Supervision: torchrun runs in its own session, so a Ctrl-C reaches this launcher alone. The
+first Ctrl-C is passed on to torchrun, which passes it on to its workers: each stops after the
+running batch and the job saves that position, as a single process does. The launcher waits for
+the job (a grace period at most), drops torchrun's own shutdown log and traceback, and fails
+with the workers' one-line advice and exit code 130. A second Ctrl-C, SIGTERM or SIGHUP stops
+the job at once (SIGTERM to torchrun, which stops its workers), and after a grace period kills
+whatever is left. Every process of the job carries a launch token in its
 environment, so leftovers are found even after their parents are gone; torchrun itself dies
 with this launcher (Linux's parent-death signal) and the workers with torchrun. The job's exit
 code is the launcher's: 0 on success, torchrun's code on a failed worker (whose error and
@@ -28,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +61,8 @@ GRACE_S = SHUTDOWN_TIMEOUT_S + 10.0  # this launcher's wait for torchrun before 
 # worker group can read the previous attempt's connection keys (pytorch/pytorch#135712): each
 # attempt gets a store of its own instead.
 RESTART_SAFE_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+# A line of torch.distributed's own log: "W1201 23:04:33.354000 18290 torch/distributed/...".
+TORCH_LOG_LINE = re.compile(r"^[DIWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ torch/")
 
 
 class DistributedRunError(TrainflowError):
@@ -166,13 +173,28 @@ def run_torchrun(
         list(command),
         env=full_env,
         cwd=cwd,
+        stderr=subprocess.PIPE,
         start_new_session=True,
         preexec_fn=lambda: die_with_parent(signal.SIGTERM),
     )
+    stderr = _StderrFilter()
+    pump = threading.Thread(target=stderr.pump, args=(process,), daemon=True)
+    pump.start()
     try:
-        with _signals_raise_stopped():
-            return process.wait(timeout=timeout_s)
+        with _signals_raise_stopped(), _forward_first_interrupt(process, stderr):
+            code = _wait(process, timeout_s, grace_s)
+            if stderr.interrupted and code != 0:
+                pump.join(timeout=5)
+                advice = stderr.advice or "train: interrupted; run `trainflow train` again to continue"
+                raise DistributedRunError(advice, 130)
+            return code
     except subprocess.TimeoutExpired:
+        if stderr.interrupted:  # the job did not stop within the grace period after Ctrl-C
+            kill_leftovers(token)
+            process.wait()
+            raise DistributedRunError(
+                f"distributed training interrupted; not stopped within {grace_s:g}s, killed", 130
+            ) from None
         _stop(process, token, grace_s)
         raise DistributedRunError(f"distributed training did not finish within {timeout_s:g}s; stopped", 124) from None
     except _Stopped as stop:
@@ -183,6 +205,98 @@ def run_torchrun(
         raise
     finally:
         kill_leftovers(token)
+        pump.join(timeout=5)
+
+
+class _Interrupted(Exception):
+    """Raised in the launcher by the first Ctrl-C, once it has been passed on to torchrun."""
+
+
+def _wait(process: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float) -> int:
+    """Wait for ``process`` up to ``timeout_s``; after a Ctrl-C, up to ``grace_s`` from then."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        try:
+            return process.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        except _Interrupted:
+            deadline = time.monotonic() + grace_s
+
+
+class _StderrFilter:
+    """Copies torchrun's stderr (its workers' too) to this process's stderr, line by line.
+
+    Once Ctrl-C was passed on (``interrupted``), torchrun's shutdown log and the traceback of
+    its ``SignalException`` are noise: they are dropped, and so are the workers' ``error: ...``
+    lines (one per rank, all alike); the first becomes ``advice``, the launcher's one line.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.advice: str | None = None
+        self._held: list[str] = []  # a traceback, until its last line says whose it is
+
+    def pump(self, process: subprocess.Popen[bytes]) -> None:
+        """Read ``process.stderr`` to its end (run in a thread)."""
+        assert process.stderr is not None
+        for raw in iter(process.stderr.readline, b""):
+            self._line(raw.decode(errors="replace"))
+        self._release()
+        process.stderr.close()
+
+    def _line(self, line: str) -> None:
+        if not self.interrupted:
+            self._write(line)
+        elif self._held:
+            self._held.append(line)
+            if line[:1] not in (" ", "\t", ""):  # the exception's own line ends the traceback
+                if "SignalException" in line:
+                    self._held.clear()
+                else:
+                    self._release()
+        elif line.startswith("Traceback (most recent call last):"):
+            self._held.append(line)
+        elif TORCH_LOG_LINE.match(line):
+            pass
+        elif line.startswith("error: "):
+            if self.advice is None:
+                self.advice = line.removeprefix("error: ").strip()
+            elif line.removeprefix("error: ").strip() != self.advice:
+                self._write(line)
+        else:
+            self._write(line)
+
+    def _release(self) -> None:
+        for line in self._held:
+            self._write(line)
+        self._held.clear()
+
+    @staticmethod
+    def _write(line: str) -> None:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _forward_first_interrupt(process: subprocess.Popen[bytes], stderr: _StderrFilter) -> Iterator[None]:
+    """While waiting: the first Ctrl-C goes to torchrun (which passes it on to its workers),
+    a second one raises KeyboardInterrupt here (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stderr.interrupted:
+            raise KeyboardInterrupt
+        stderr.interrupted = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGINT)
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

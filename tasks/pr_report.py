@@ -4,9 +4,11 @@
 
 Run after ``dvc repro`` on a pull request's head. It writes into ``DIR``:
 
-- ``learning_curve_{head,base}.png`` from ``plots/history.csv`` and ``confusion_test_{head,base}.png``
-  from ``plots/confusion_test.csv``, the head's from the working tree and the base's from git
-  (``git show REV:...``; those plots are committed, not DVC-cached, so no remote is needed);
+- ``learning_curve_{head,base}.png`` from the history CSV and ``confusion_test_{head,base}.png``
+  from the test confusion CSV that each side's dvc.yaml names in its top-level ``plots``
+  (``plots/history.csv``, ``plots/confusion_test.csv`` when it names none), the head's from the
+  working tree and the base's from git (``git show REV:...``; those plots are committed, not
+  DVC-cached, so no remote is needed);
 - ``report.md`` (or ``--markdown FILE``): a marker line for the PR comment to find itself by,
   ``dvc metrics diff --md REV``, ``dvc params diff --md REV`` and the four images side by side.
 
@@ -25,12 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from trainflow.errors import TrainflowError
 from trainflow.io import atomic_write_text
 
 #: The first line of the report; the PR workflow updates the comment holding it.
 MARKER = "<!-- trainflow-pr-report -->"
+#: Where the plots are when dvc.yaml's top-level ``plots`` does not say.
 HISTORY = "plots/history.csv"
 CONFUSION = "plots/confusion_test.csv"
 
@@ -43,6 +47,30 @@ def _git_show(root: Path, rev: str, path: str) -> str | None:
     """``path`` as committed at ``rev``; None when that commit does not have it."""
     result = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
     return result.stdout if result.returncode == 0 else None
+
+
+def plot_files(dvc_yaml: str | None) -> tuple[str, str]:
+    """``(history CSV, test confusion CSV)`` as dvc.yaml's top-level ``plots`` names them.
+
+    The confusion CSV is the file of a ``template: confusion`` entry (the one naming ``test``
+    if several); the history is the first file of any other entry with an ``epoch`` x axis.
+    """
+    history, confusion = HISTORY, None
+    try:
+        entries = (yaml.safe_load(dvc_yaml or "") or {}).get("plots") or []
+    except yaml.YAMLError:
+        entries = []
+    found_history = False
+    for entry in entries if isinstance(entries, list) else []:
+        for name, props in entry.items() if isinstance(entry, dict) else []:
+            props = props if isinstance(props, dict) else {}
+            if props.get("template") == "confusion" and str(name).endswith(".csv"):
+                if confusion is None or "test" in str(name):
+                    confusion = str(name)
+            elif props.get("x") == "epoch" and not found_history:
+                files = list(props["y"]) if isinstance(props.get("y"), dict) else [name]
+                history, found_history = str(files[0]), True
+    return history, confusion or CONFUSION
 
 
 def _dvc_markdown(root: Path, args: Sequence[str]) -> str:
@@ -134,12 +162,15 @@ def build_report(root: Path, base: str, out: Path, images_url: str | None = None
         != 0
     ):
         raise ReportError(f"--base: {base!r} is not a commit of {root.resolve()}; fetch it (fetch-depth: 0)")
-    head = {name: (root / name).read_text() if (root / name).is_file() else None for name in (HISTORY, CONFUSION)}
-    if head[HISTORY] is None:
-        raise ReportError(f"{root / HISTORY}: no pipeline results in this checkout; run `dvc repro` first")
+    dvc_yaml = root / "dvc.yaml"
+    history, confusion = plot_files(dvc_yaml.read_text() if dvc_yaml.is_file() else None)
+    head = {name: (root / name).read_text() if (root / name).is_file() else None for name in (history, confusion)}
+    if head[history] is None:
+        raise ReportError(f"{root / history}: no pipeline results in this checkout; run `dvc repro` first")
     out.mkdir(parents=True, exist_ok=True)
-    head_images = render_plots(out, "head", head[HISTORY], head[CONFUSION])
-    base_images = render_plots(out, "base", _git_show(root, base, HISTORY), _git_show(root, base, CONFUSION))
+    head_images = render_plots(out, "head", head[history], head[confusion])
+    base_history, base_confusion = plot_files(_git_show(root, base, "dvc.yaml"))
+    base_images = render_plots(out, "base", _git_show(root, base, base_history), _git_show(root, base, base_confusion))
     metrics = _dvc_markdown(root, ["metrics", "diff", "--md", base])
     params = _dvc_markdown(root, ["params", "diff", "--md", base])
     return report_markdown(base, metrics, params, head_images, base_images, images_url)

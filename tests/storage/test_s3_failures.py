@@ -25,7 +25,7 @@ from trainflow.errors import StorageError
 from trainflow.storage.manifest import MANIFEST_NAME, sha256_file
 from trainflow.storage.s3_config import S3Settings
 from trainflow.storage.stores import S3Store
-from trainflow.storage.upload import upload_files
+from trainflow.storage.upload import upload_files, upload_order
 from trainflow.storage.verify import verify_upload
 
 EXP = "feedbeef0001"
@@ -172,7 +172,7 @@ def test_server_stopped_mid_upload_then_restarted(
         upload_files(files, target, EXP)
     s3_client(moto_process.endpoint).create_bucket(Bucket=TEST_BUCKET)
     report = upload_files(files, target, EXP)
-    assert report.uploaded == [*sorted(files), MANIFEST_NAME]
+    assert report.uploaded == [*upload_order(list(files)), MANIFEST_NAME]
     assert verify_upload(target, EXP, deep=True) == []
     assert _hashes(files) == before
 

@@ -142,3 +142,20 @@ def test_make_run_calls_the_doctor_before_dvc_repro() -> None:
     recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     commands = [line.strip() for line in recipe]
     assert commands.index("trainflow doctor") < commands.index("dvc repro"), commands
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_the_pipeline_flow_repairs_an_empty_dvc_lock_before_it_runs_dvc(tmp_path: Path) -> None:
+    from flows.training_pipeline import training_pipeline
+    from tests.orchestration.projects import pipeline_project
+    from tests.orchestration.test_pipeline_flows import flow_run_logs
+
+    root = pipeline_project(tmp_path / "project")
+    (root / "dvc.lock").write_bytes(b"")  # left by a killed run; git does not track it here
+
+    state = training_pipeline(root=str(root), upload=False, return_state=True)
+    assert state.is_completed(), state.message
+    assert "doctor: dvc.lock was empty; removed it (DVC reruns or restores from its run cache)" in flow_run_logs(
+        state.state_details.flow_run_id
+    )
+    assert "up to date" in run([DVC, "status"], root)

@@ -230,3 +230,20 @@ def test_checkpoint_is_written_once_per_position(tmp_path: Path) -> None:
 def test_keep_last_must_keep_something(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="keep_last"):
         Checkpoint(tmp_path, keep_last=0)
+
+
+class CrashOnFirstBatch(Callback):
+    def on_batch_end(self, trainer: Trainer, batch: Any, loss: torch.Tensor) -> None:
+        raise RuntimeError("crash before the first checkpoint")
+
+
+def test_a_fresh_start_deletes_the_earlier_run_only_after_its_own_first_checkpoint(tmp_path: Path) -> None:
+    build_trainer(callbacks=[Checkpoint(tmp_path, keep_last=2, background=False)]).fit(2)
+    earlier = positions(tmp_path)
+    assert earlier
+    with pytest.raises(RuntimeError, match="crash before"):
+        build_trainer(seed=1, callbacks=[CrashOnFirstBatch(), Checkpoint(tmp_path, background=False)]).fit(2)
+    assert positions(tmp_path) == [] and positions(tmp_path / ".previous") == earlier, "still on disk"
+
+    build_trainer(seed=1, callbacks=[Checkpoint(tmp_path, keep_last=2, background=False)]).fit(2)
+    assert not (tmp_path / ".previous").exists() and positions(tmp_path) == earlier  # same positions, new run

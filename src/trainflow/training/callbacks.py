@@ -22,6 +22,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from trainflow.errors import ConfigError
-from trainflow.io import atomic_write_bytes, atomic_write_json
+from trainflow.io import atomic_write_bytes, atomic_write_json, write_error
 from trainflow.numbers import format_metric
 from trainflow.training.checkpoint import (
     CheckpointWriter,
@@ -42,6 +44,8 @@ from trainflow.training.checkpoint import (
 
 if TYPE_CHECKING:
     from trainflow.training.trainer import Trainer
+
+PREVIOUS_RUN = ".previous"  # an earlier run's checkpoints, set aside by a fresh start
 
 HOOKS = (
     "on_fit_start",
@@ -142,6 +146,7 @@ class Checkpoint(Callback):
         self.best: list[list[Any]] = []  # [[value, file name], ...], best first
         self.last_saved: tuple[int, int, int] | None = None
         self.saved: list[str] = []  # names written by this process, in order
+        self._previous: Path | None = None  # an earlier run's checkpoints, until this run has one
 
     @property
     def best_path(self) -> Path | None:
@@ -149,13 +154,35 @@ class Checkpoint(Callback):
         return self.folder / self.best[0][1] if self.best else None
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_error(self.folder, error, "folder") from None
         self.last_saved = trainer.position
         if trainer.position == (0, 0, 0):  # a fresh run owns the folder: older files would confuse a resume
-            stale = list_checkpoints(self.folder)
-            delete_except(self.folder, ())
-            if stale:
-                trainer.echo(f"removed {len(stale)} checkpoint(s) of an earlier run from {self.folder}")
+            self._set_aside_earlier_run(trainer)
+
+    def _set_aside_earlier_run(self, trainer: Trainer) -> None:
+        """Move an earlier run's checkpoints to ``.previous/``, out of a resume's sight; they are
+        deleted only once this run's first checkpoint is on disk, so a crash or a full disk before
+        then still leaves a resumable state."""
+        stale = list_checkpoints(self.folder)
+        previous = self.folder / PREVIOUS_RUN
+        if previous.is_dir():  # set aside by a fresh start that never wrote a checkpoint
+            self._previous = previous
+        if not stale:
+            return
+        try:
+            previous.mkdir(exist_ok=True)
+            for path in stale:
+                os.replace(path, previous / path.name)
+        except OSError as error:
+            raise write_error(previous, error, "folder") from None
+        self._previous = previous
+        trainer.echo(
+            f"set aside {len(stale)} checkpoint(s) of an earlier run in {previous}; "
+            "deleted once this run's first checkpoint is written"
+        )
 
     def on_batch_end(self, trainer: Trainer, batch: Any, loss: torch.Tensor) -> None:
         step = trainer.state.global_step
@@ -209,6 +236,9 @@ class Checkpoint(Callback):
         self.writer.submit(self.folder / name, trainer.checkpoint_state(), after=lambda: self._prune(keep_names))
 
     def _prune(self, best_names: set[str]) -> None:
+        if self._previous is not None:  # this run now has a checkpoint of its own
+            shutil.rmtree(self._previous, ignore_errors=True)
+            self._previous = None
         files = list_checkpoints(self.folder)
         keep = {path.name for path in files[-self.keep_last :]} | best_names
         if self.keep_every_n_epochs:

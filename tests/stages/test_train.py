@@ -180,7 +180,7 @@ def test_regression_with_the_default_monitor_picks_the_best_epoch_by_val_loss(tm
     fit_encoder.run(config, paths)
     result = train.run(config, paths)
     assert result["monitor"] == "val/loss"
-    assert "models/best.pt is the best epoch by val/loss" in capsys.readouterr().out
+    assert f"train: best epoch {result['best_epoch']} by val/loss = " in capsys.readouterr().out  # the task's monitor
     rows = list(csv.DictReader((paths.plots / "history.csv").open()))
     assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_mae", "val_rmse"]
     losses = [float(row["val_loss"]) for row in rows]

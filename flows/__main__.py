@@ -67,6 +67,9 @@ def run_flow(args: argparse.Namespace) -> int:
     except (CommandFailed, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; run the flow again to continue from the saved position", file=sys.stderr)
+        return 130
     return 0
 
 

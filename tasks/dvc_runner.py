@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -29,12 +30,13 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tasks.process import CommandFailed, CommandResult, CommandTimeout, terminate_group
+from tasks.process import CommandFailed, CommandResult, CommandTimeout, signal_group, terminate_group
 
 #: Printed by the runner after each command: ``<MARKER> <exit code>``. The NUL byte keeps it
 #: from ever matching a line that DVC or a stage prints.
 MARKER = "\x00trainflow-dvc-runner-done"
 _POLL_S = 0.05
+INTERRUPT_GRACE_S = 60.0  # for a command to end after Ctrl-C was passed on to it
 
 
 def serve() -> None:
@@ -130,6 +132,9 @@ class DvcRunner:
                             on_line(line.rstrip("\n"))
             except CommandTimeout:
                 raise
+            except KeyboardInterrupt:
+                self._finish_after_interrupt(process, on_line)
+                raise
             except BaseException:
                 self._stop()
                 raise
@@ -137,6 +142,24 @@ class DvcRunner:
         if check and result.returncode != 0:
             raise CommandFailed(result)
         return result
+
+    def _finish_after_interrupt(self, process: subprocess.Popen[bytes], on_line: Callable[[str], None] | None) -> None:
+        """Ctrl-C in the caller: pass it on to the runner's group as SIGINT, as a terminal would (a
+        training stage saves its position and exits), let the command end (its output still
+        streamed), then stop the runner. A second Ctrl-C stops it at once."""
+        signal_group(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + INTERRUPT_GRACE_S
+        with contextlib.suppress(KeyboardInterrupt):
+            while time.monotonic() < deadline:
+                try:
+                    line = self._lines.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                if line is None or line.startswith(MARKER):
+                    break
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+        self._stop()
 
     def _stop(self) -> None:
         process, self._process = self._process, None

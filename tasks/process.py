@@ -5,7 +5,9 @@ start ``torchrun``, which starts one worker per rank. Killing only the top proce
 workers running (and holding the GPU). So every command runs with ``start_new_session=True``,
 which makes it the leader of a fresh process group, and on timeout, on any error in the
 caller (a Prefect cancellation, Ctrl-C) and after it exits, the whole group is sent SIGTERM,
-given ``grace_s`` seconds, then SIGKILL.
+given ``grace_s`` seconds, then SIGKILL. Ctrl-C in the caller is first passed on to the group
+as SIGINT, as a terminal would have (the group's own session keeps the terminal's Ctrl-C from
+it): a training stage then saves its position and exits, within ``interrupt_grace_s``.
 
 The deadline is enforced here rather than by Prefect's ``timeout_seconds``: Prefect raises
 its timeout inside the task's thread, which cannot interrupt a blocking wait in a worker
@@ -116,6 +118,19 @@ def terminate_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
     process.wait()
 
 
+def interrupt_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Ctrl-C for the group led by ``process``: SIGINT, then wait up to ``grace_s`` s for the
+    group to end (what is left then is terminated by the caller)."""
+    pgid = process.pid
+    if signal_group(pgid, signal.SIGINT):
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            process.poll()
+            if not group_alive(pgid):
+                break
+            time.sleep(_POLL_S)
+
+
 def run_command(
     argv: Sequence[str],
     cwd: str | Path = ".",
@@ -124,6 +139,7 @@ def run_command(
     grace_s: float = 10.0,
     on_line: Callable[[str], None] | None = None,
     check: bool = True,
+    interrupt_grace_s: float = 60.0,
 ) -> CommandResult:
     """Run ``argv`` in a new process group under ``cwd``; stream its output to ``on_line``.
 
@@ -152,6 +168,9 @@ def run_command(
         while process.poll() is None and (deadline is None or time.monotonic() < deadline):
             time.sleep(_POLL_S)
         timed_out = process.poll() is None
+    except KeyboardInterrupt:
+        interrupt_group(process, interrupt_grace_s)
+        raise
     finally:
         # Whatever happened (timeout, error, normal exit), nothing of the group survives:
         # a normal exit may still leave a stray child (a torchrun worker) behind.

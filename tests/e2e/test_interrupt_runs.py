@@ -8,12 +8,14 @@ running, keep a checkpoint, and the next run must resume from it and finish.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.interrupt_helpers import interrupt_when, processes_mentioning
-from tests.fixtures.project import make_project, project_env, run
+from tests.fixtures.project import REPO, make_project, project_env, run
 
 pytestmark = pytest.mark.e2e
 
@@ -56,3 +58,25 @@ def test_ctrl_c_of_dvc_repro_stops_training_and_the_next_repro_resumes(tmp_path:
     assert "resumed from" in again.stdout + again.stderr
     assert (folder / "metrics" / "eval.json").is_file()
     assert processes_mentioning(str(folder)) == []
+
+
+def test_ctrl_c_of_a_prefect_flow_run_stops_the_stage_and_the_next_run_resumes(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    from tests.fixtures.prefect import prefect_env
+    from tests.orchestration.projects import pipeline_project
+
+    root = pipeline_project(tmp_path / "project", {"train.max_epochs": EPOCHS})
+    env = {**project_env(), **prefect_env(prefect_server, tmp_path / "prefect-home")}
+    argv = [sys.executable, "-m", "flows", "flow", "training_pipeline", "--root", str(root), "--no-upload"]
+    result = interrupt_when(argv, REPO, env, EPOCH_LINE)
+    assert result.signalled, result.output
+    assert result.returncode != 0, result.output
+    assert "Traceback" not in result.output, result.output
+    assert processes_mentioning(str(root)) == []
+    assert list((root / "models").glob("**/*.pt")), "a checkpoint is kept"
+    print(f"python -m flows flow training_pipeline: exited {result.returncode} {result.exit_s:.1f} s after Ctrl-C")
+    again = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resumed from" in again.stdout + again.stderr
+    assert processes_mentioning(str(root)) == []

@@ -80,3 +80,33 @@ def test_ctrl_c_of_a_prefect_flow_run_stops_the_stage_and_the_next_run_resumes(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resumed from" in again.stdout + again.stderr
     assert processes_mentioning(str(root)) == []
+
+
+CHILD = """
+import signal, sys, time
+def saved(signum, frame):
+    open(sys.argv[1], "w").write("saved")
+    sys.exit(130)
+signal.signal(signal.SIGINT, saved)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_ctrl_c_in_the_caller_of_run_command_reaches_the_command_as_sigint(tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+
+    from tasks.process import run_command
+
+    marker = tmp_path / "saved"
+
+    def ctrl_c_when_ready(line: str) -> None:
+        if line == "ready":
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_command([sys.executable, "-c", CHILD, str(marker)], cwd=tmp_path, on_line=ctrl_c_when_ready)
+    assert marker.read_text() == "saved"  # the command handled Ctrl-C itself, not a SIGTERM
+    assert processes_mentioning(str(marker)) == []

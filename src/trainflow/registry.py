@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -73,7 +75,16 @@ def unknown_name_message(key: str, name: object, known: Iterable[str]) -> str:
 
 
 def import_plugins(modules: Iterable[str]) -> None:
-    """Import user modules listed under ``imports:`` so their ``@register`` calls run."""
+    """Import user modules listed under ``imports:`` so their ``@register`` calls run.
+
+    The working directory (the project root, where DVC runs every stage) is searched first, so
+    a ``my_models.py`` beside params.yaml imports without setting PYTHONPATH, as it would for
+    ``python -c`` (the ``trainflow`` console script does not put it on ``sys.path`` itself).
+    """
+    modules = list(modules)
+    root = os.getcwd()
+    if modules and root not in sys.path:
+        sys.path.insert(0, root)
     for module in modules:
         try:
             importlib.import_module(module)

@@ -32,6 +32,7 @@ def check_interrupted(folder: Path, argv: list[str], codes: set[int]) -> str:
     assert processes_mentioning(str(folder)) == []
     assert list((folder / "models").glob("**/*.pt")), "a checkpoint is kept"
     print(f"{' '.join(argv)}: exited {result.returncode} {result.exit_s:.1f} s after Ctrl-C")
+    print("".join(result.output.splitlines(keepends=True)[-6:]))
     return result.output
 
 

@@ -93,3 +93,22 @@ def test_the_card_says_how_the_splits_were_made() -> None:
     assert "Splits are stratified and fixed by `seed`" in card()
     data = DataSummary("csv", "regression", 4, "label", split_sizes={"train": 24, "val": 12, "test": 12})
     assert "Splits are random and fixed by `seed`" in card(data=data, per_class=None)
+
+
+def test_settings_print_as_written_and_the_card_states_schema_and_environment() -> None:
+    data = DataSummary(
+        name="csv",
+        task="classification",
+        num_features=2,
+        label_column="species",
+        classes=("setosa", "virginica"),
+        feature_columns=("petal_length", "petal_width"),
+        split_sizes={"train": 24, "val": 12, "test": 12},
+    )
+    runtime = {"trainflow": "0.1.0", "torch": "2.13.0", "cpu_capability": "AVX2", "threads": 1}
+    text = card(data=data, runtime=runtime)
+    assert "| train.optimizer.lr | 0.001 |" in text  # as in params.yaml, not 0.0010
+    assert "Input schema: 2 numeric (float) columns, in this order: `petal_length`, `petal_width`" in text
+    assert "takes the values setosa, virginica." in text
+    assert "## Environment" in text and "| torch | 2.13.0 |" in text and "| cpu_capability | AVX2 |" in text
+    assert "models/best.pt in the project that trained it" in text

@@ -36,26 +36,31 @@ class DataSummary:
     num_features: int
     label_column: str
     classes: Sequence[int | str] = ()  # the labels (numbers or names) in class-index order
+    feature_columns: Sequence[str] = ()  # the model's inputs, in order
     split_sizes: Mapping[str, int] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _format(value: Any) -> str:
-    """A table cell: metrics (floats) to 4 decimals, settings as written in params.yaml."""
+def _format(value: Any, setting: bool = False) -> str:
+    """A table cell: metrics (floats) to 4 decimals; a ``setting`` as written in params.yaml
+    (``lr 0.001``, not ``0.0010``)."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
+        if setting:
+            return f"{value:g}"
         return f"{value:.4f}" if 1e-3 <= abs(value) < 1e6 or value == 0 else f"{value:.4g}"
     if isinstance(value, list | tuple):
-        return ", ".join(_format(item) for item in value) or "(none)"
+        return ", ".join(_format(item, setting) for item in value) or "(none)"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], settings: bool = False) -> list[str]:
+    """A markdown table; ``settings`` formats its cells as params (see :func:`_format`)."""
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(_format(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_format(cell, settings) for cell in row) + " |" for row in rows]
     return lines
 
 
@@ -77,6 +82,7 @@ def render_model_card(
     evaluation: Mapping[str, Mapping[str, Any]],
     train_metrics: Mapping[str, Any],
     per_class: Mapping[str, Mapping[str, Any]] | None = None,
+    runtime: Mapping[str, Any] | None = None,
 ) -> str:
     """The model card as markdown.
 
@@ -94,10 +100,11 @@ def render_model_card(
         [
             ["architecture", model.name],
             ["trainable parameters", f"{model.parameters:,}"],
-            ["snapshot", model.snapshot],
+            ["weights", f"{model.snapshot} in the project that trained it"],
             ["best epoch", model.epoch],
             *[[key, settings[key]] for key in settings if key.startswith("model.") and key != "model.name"],
         ],
+        settings=True,
     )
 
     lines += ["", "## Data", ""]
@@ -105,6 +112,14 @@ def render_model_card(
         f"{len(data.classes)} classes ({_format(list(data.classes))})" if data.task == "classification" else "a value"
     )
     lines += [f"Task: {data.task}. {data.num_features} features; the target `{data.label_column}` is {target}.", ""]
+    if data.feature_columns:
+        lines += [
+            f"Input schema: {len(data.feature_columns)} numeric (float) columns, in this order: "
+            + ", ".join(f"`{name}`" for name in data.feature_columns)
+            + f"; the label column `{data.label_column}`"
+            + (f" takes the values {_format(list(data.classes))}." if data.classes else " is a number."),
+            "",
+        ]
     if data.provenance:
         lines += _table(["provenance", "value"], [[key, value] for key, value in data.provenance.items()])
         lines.append("")
@@ -121,7 +136,7 @@ def render_model_card(
 
     lines += ["", "## Training", ""]
     training_keys = [key for key in settings if key.startswith(("seed", "data.", "encoder.", "loss.", "train."))]
-    lines += _table(["parameter", "value"], [[key, settings[key]] for key in training_keys])
+    lines += _table(["parameter", "value"], [[key, settings[key]] for key in training_keys], settings=True)
 
     lines += ["", "## Metrics", ""]
     lines += metrics_table(evaluation)
@@ -129,6 +144,11 @@ def render_model_card(
     if scalars:
         lines += ["", "Training summary (metrics/train.json):", ""]
         lines += _table(["key", "value"], [[key, value] for key, value in scalars.items()])
+
+    if runtime:
+        lines += ["", "## Environment", ""]
+        lines += ["The software that produced these numbers; the same params and data give the same bits with it.", ""]
+        lines += _table(["component", "value"], [[key, value] for key, value in runtime.items()], settings=True)
 
     lines += ["", "## Intended use and limits", ""]
     lines += _intended_use(data, evaluation, per_class)

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainflow import registry
+from trainflow import __version__, registry
 from trainflow.config import Config, experiment_id, save_resolved
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import REPORT_FILE
@@ -151,12 +151,14 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
                 num_features=info.num_features,
                 label_column=info.label_column,
                 classes=info.classes,
+                feature_columns=info.feature_columns,
                 split_sizes={s: n for s, n in report.get("rows", {}).items() if s != "total"},
                 provenance=_provenance(report),
             ),
             evaluation={split: evaluation[split] for split in SPLITS},
             train_metrics=train_metrics if isinstance(train_metrics, dict) else {},
             per_class=detail["test"]["per_class"] if detail is not None else None,
+            runtime={"trainflow": __version__, **runtime},
         )
         atomic_write_text(staging / "model_card.md", card)
         manifest = write_manifest(staging, experiment_id=exp_id, runtime=runtime)

@@ -244,3 +244,15 @@ def test_lowering_patience_replays_the_history_under_the_new_rule(prepared: Proj
     shutil.copytree(prepared.root, fresh.root)
     train.run(impatient, fresh)
     assert result["epochs"] == 2 and contents(longer) == contents(fresh)
+
+
+def test_rerunning_an_early_stopped_run_writes_the_same_summary(prepared: ProjectPaths, tmp_path: Path) -> None:
+    project = ProjectPaths(tmp_path / "project")
+    shutil.copytree(prepared.root, project.root)
+    config = tiny(max_epochs=30, early_stopping={"patience": 1, "monitor": "train/loss", "mode": "max"})
+    train.run(config, project)
+    first = contents(project)
+    assert json.loads(first["metrics/train.json"])["stopped_early"] is True
+    (project.root / "metrics/train.json").unlink()  # as DVC does before it re-runs the stage
+    train.run(config, project)
+    assert contents(project) == first

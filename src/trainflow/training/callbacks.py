@@ -288,8 +288,7 @@ class EarlyStopping(Callback):
             trainer.request_stop(
                 f"early stopping already ended this run: {self.monitor} last improved at epoch {self.best_epoch} "
                 f"and patience is {self.patience}; raise the patience to train further",
-                now=True,
-            )
+            )  # at the epoch boundary it stopped at, as the run it resumes did: stopped_early holds
 
     def on_batch_end(self, trainer: Trainer, batch: Any, loss: torch.Tensor) -> None:
         if self.check_finite and not bool(torch.isfinite(loss).all()):

@@ -82,6 +82,21 @@ def test_dvc_yaml_lists_every_source_file_a_stage_imports(pipeline: tuple[Path, 
         assert not missing, f"stage {commands[entry['command']]} imports files dvc.yaml does not list: {missing}"
 
 
+def test_dvc_plots_show_draws_only_the_declared_plots_with_axis_titles(pipeline: tuple[Path, str]) -> None:
+    project, _ = pipeline
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
+    # a classifier has no predicted-vs-actual file: DVC reports that one plot as missing, draws none
+    assert [error["name"] for error in shown.get("errors", [])] == ["plots/eval/predictions_test.csv"]
+    assert set(shown["data"]) - {"plots/eval/predictions_test.csv"} == {
+        "Learning curves",
+        "Validation accuracy",
+        "plots/eval/confusion_val.csv",
+        "plots/eval/confusion_test.csv",
+    }, "no stage plot drawn against 'step'"
+    text = json.dumps(shown["data"])
+    assert '"title": "step"' not in text and '"title": "epoch"' in text and '"title": "predicted class"' in text
+
+
 def test_a_train_param_reruns_train_and_later_stages_only(pipeline: tuple[Path, str]) -> None:
     project, _ = pipeline
     result = run(["dvc", "exp", "run", "-S", "train.optimizer.lr=0.003"], project)

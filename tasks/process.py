@@ -106,29 +106,27 @@ def terminate_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
 
     The leader is reaped on the way, so a zombie leader does not keep the group "alive".
     """
+    _signal_and_wait(process, signal.SIGTERM, grace_s)
+    signal_group(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_and_wait(process: subprocess.Popen[bytes], signum: int, grace_s: float) -> None:
+    """Send ``signum`` to the group led by ``process`` and wait up to ``grace_s`` s for it to end."""
     pgid = process.pid
-    if signal_group(pgid, signal.SIGTERM):
+    if signal_group(pgid, signum):
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             process.poll()
             if not group_alive(pgid):
                 break
             time.sleep(_POLL_S)
-    signal_group(pgid, signal.SIGKILL)
-    process.wait()
 
 
 def interrupt_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
     """Ctrl-C for the group led by ``process``: SIGINT, then wait up to ``grace_s`` s for the
     group to end (what is left then is terminated by the caller)."""
-    pgid = process.pid
-    if signal_group(pgid, signal.SIGINT):
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            process.poll()
-            if not group_alive(pgid):
-                break
-            time.sleep(_POLL_S)
+    _signal_and_wait(process, signal.SIGINT, grace_s)
 
 
 def run_command(

@@ -131,7 +131,8 @@ def test_fresh_run_clears_an_earlier_runs_checkpoints(tmp_path: Path, capsys: An
     trainer = build_trainer(callbacks=[Checkpoint(folder)])
     trainer.fit(1)  # resume=False: a fresh run
     assert [p.name for p in list_checkpoints(folder)] == ["ckpt-e0001-b000000-s00000006.pt"]
-    assert "removed" in capsys.readouterr().out
+    assert "set aside 3 checkpoint(s) of an earlier run" in capsys.readouterr().out
+    assert not (folder / ".previous").exists()  # deleted once the new run's first checkpoint was written
 
 
 def test_raising_max_epochs_on_resume_continues_exactly(tmp_path: Path) -> None:

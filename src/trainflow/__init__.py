@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Trainer", "__version__"]
+__all__ = ["Trainer", "__version__", "load_model"]
 
 
 def __getattr__(name: str):  # lazy: `import trainflow` stays cheap for the CLI and config
@@ -11,4 +11,8 @@ def __getattr__(name: str):  # lazy: `import trainflow` stays cheap for the CLI 
         from trainflow.training.trainer import Trainer
 
         return Trainer
+    if name == "load_model":  # trainflow.load_model(SOURCE) -> a predictor (see trainflow.predict)
+        from trainflow.predict import load_model
+
+        return load_model
     raise AttributeError(name)

@@ -21,7 +21,8 @@ from trainflow.storage.manifest import read_manifest, verify_manifest
 
 torch.set_num_threads(1)
 
-CLASSIFICATION_FILES = {
+MODEL_FILES = {"model.safetensors", "encoder.json", "input_schema.json", "model.json"}
+CLASSIFICATION_FILES = MODEL_FILES | {
     "config.yaml",
     "confusion_test.png",
     "confusion_val.png",
@@ -33,7 +34,7 @@ CLASSIFICATION_FILES = {
     "predictions_test.parquet",
     "predictions_val.parquet",
 }
-REGRESSION_FILES = {
+REGRESSION_FILES = MODEL_FILES | {
     "config.yaml",
     "learning_curve.png",
     "metrics.json",

@@ -100,12 +100,15 @@ def render_model_card(
         [
             ["architecture", model.name],
             ["trainable parameters", f"{model.parameters:,}"],
-            ["weights", f"{model.snapshot} in the project that trained it"],
+            ["weights", f"model.safetensors in this package ({model.snapshot} in the project that trained it)"],
             ["best epoch", model.epoch],
             *[[key, settings[key]] for key in settings if key.startswith("model.") and key != "model.name"],
         ],
         settings=True,
     )
+
+    lines += ["", "## How to use", ""]
+    lines += how_to_use(data)
 
     lines += ["", "## Data", ""]
     target = (
@@ -153,6 +156,25 @@ def render_model_card(
     lines += ["", "## Intended use and limits", ""]
     lines += _intended_use(data, evaluation, per_class)
     return "\n".join(lines) + "\n"
+
+
+def how_to_use(data: DataSummary) -> list[str]:
+    """Three lines of Python that score a table with this package (a test runs them as written)."""
+    features = list(data.feature_columns)
+    columns = f"{features[0]}..{features[-1]}" if len(features) > 2 else ", ".join(features)
+    return [
+        "Score new data from the project root (or point `load_model` at this folder's upload, "
+        "`s3://…/<experiment-id>/`); the table needs the input columns below, the label column may be present:",
+        "",
+        "```python",
+        "import pandas as pd, trainflow",
+        'model = trainflow.load_model("results")  # this package: weights, encoder, labels, input schema',
+        f'print(model.predict(pd.read_csv("new_data.csv")))  # columns {columns}; predict_proba for probabilities',
+        "```",
+        "",
+        "From the shell: `trainflow predict new_data.csv --model results --output predictions.parquet`; "
+        "`trainflow export --format onnx|torchscript` writes a file that takes the raw features.",
+    ]
 
 
 def _intended_use(

@@ -12,6 +12,10 @@
     predicted_vs_actual.png      regression: test predictions against actual values
     residuals.png                regression: test residuals
     config.yaml                  the resolved config with its experiment id
+    model.safetensors            the weights; with encoder.json (the fitted encoder),
+    encoder.json                 input_schema.json (features, dtypes, ranges, label) and
+    input_schema.json            model.json (label classes, image shape, batch size) all
+    model.json                   trainflow.load_model needs (see results/model_files.py)
     model_card.md                model, data, training, metrics, intended use and limits
     manifest.json                sha256 and size of every other file; written last
 
@@ -32,14 +36,18 @@ import pandas as pd
 from trainflow import __version__, registry
 from trainflow.config import Config, experiment_id, save_resolved
 from trainflow.data.datasets import DatasetInfo
-from trainflow.data.prepare import REPORT_FILE
+from trainflow.data.prepare import REPORT_FILE, build_dataset, read_split
+from trainflow.encoders import ENCODER_FILE as FITTED_ENCODER
+from trainflow.encoders import load_encoder
 from trainflow.errors import DataError
 from trainflow.io import atomic_write_json, atomic_write_text, replace_dir
 from trainflow.models.snapshot import load_model_snapshot
 from trainflow.paths import ProjectPaths
 from trainflow.results import plots
 from trainflow.results.evaluate import EVAL_FILE, PER_CLASS_FILE, predictions_file
+from trainflow.results.input_schema import describe_inputs
 from trainflow.results.model_card import DataSummary, ModelSummary, render_model_card
+from trainflow.results.model_files import model_record, write_model_files
 from trainflow.results.per_class import per_class_markdown
 from trainflow.runtime import runtime_record
 from trainflow.storage.manifest import write_manifest
@@ -88,11 +96,20 @@ def _provenance(report: dict[str, Any]) -> dict[str, Any]:
     return provenance
 
 
+def _input_schema(config: Config, info: DatasetInfo, paths: ProjectPaths) -> dict[str, Any]:
+    """The input schema from the data set's training schema and the prepared train split."""
+    columns = [*info.feature_columns, info.label_column]
+    training_schema = build_dataset(config).schema(columns) if config.dataset.name in registry.datasets else None
+    train = read_split(paths.prepared, "train")
+    return describe_inputs(training_schema, info.feature_columns, info.label_column, info.task, info.classes, train)
+
+
 def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
     """Build ``paths.results`` from the pipeline's outputs; returns a short summary.
 
     Reads metrics/{eval,train}.json, evaluation/ (predictions, per-class report),
-    plots/history.csv, data/prepared/report.json and the snapshot's metadata; a missing input
+    plots/history.csv, data/prepared/{report.json,train.parquet}, data/encoders/encoder.json
+    and the snapshot (weights and metadata); a missing input
     is a DataError naming it and the stage to run, and leaves the previous package as it was.
     """
     evaluation = _read_json(paths.metrics / EVAL_FILE, RUN_EVALUATE)
@@ -105,6 +122,7 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
     history = _read_table(paths.plots / "history.csv", RUN_TRAIN)
     predictions = {split: _read_table(paths.evaluation / predictions_file(split), RUN_EVALUATE) for split in SPLITS}
     detail = _read_json(paths.evaluation / PER_CLASS_FILE, RUN_EVALUATE) if info.task == "classification" else None
+    encoder = load_encoder(paths.encoders / FITTED_ENCODER)
     exp_id = experiment_id(config)
     print(f"package: building {paths.results}/ for experiment {exp_id}", flush=True)
 
@@ -137,6 +155,14 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
 
         runtime = runtime_record(config.train.threads)
         save_resolved(config, staging / "config.yaml", runtime=runtime)
+        write_model_files(
+            staging,
+            state=snapshot["model_state"],
+            record=model_record(exp_id, info.to_dict(), config.train.batch_size, snapshot.get("epoch")),
+            encoder=encoder.to_dict(),
+            input_schema=_input_schema(config, info, paths),
+        )
+        print("package: weights, encoder, input schema and model record", flush=True)
         card = render_model_card(
             config=config,
             experiment_id=exp_id,

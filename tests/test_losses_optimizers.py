@@ -16,14 +16,22 @@ def test_cross_entropy_label_smoothing() -> None:
     assert loss.label_smoothing == 0.1
 
 
+REGRESSION = {"dataset": {"name": "csv", "path": "t.csv", "task": "regression"}}
+
+
 def test_regression_loss_flattens_outputs() -> None:
-    loss = registry.losses.build(resolve({"loss": {"name": "mse"}}).loss, task="regression")
+    loss = registry.losses.build(resolve({**REGRESSION, "loss": {"name": "mse"}}).loss, task="regression")
     assert loss(torch.tensor([[1.0], [3.0]]), torch.tensor([1.0, 1.0])).item() == 2.0
 
 
-def test_loss_must_fit_the_task() -> None:
+def test_loss_must_fit_the_task_when_validated() -> None:
+    with pytest.raises(ConfigError, match=r"params: loss\.name: 'mse' is a regression loss .* valid: cross_entropy$"):
+        resolve({"loss": {"name": "mse"}})  # digits: classification
+
+
+def test_loss_must_fit_the_task_when_built() -> None:
     with pytest.raises(ConfigError, match=r"loss\.name: 'mse' is a regression loss"):
-        registry.losses.build(resolve({"loss": {"name": "mse"}}).loss, task="classification")
+        registry.losses.build(resolve({**REGRESSION, "loss": {"name": "mse"}}).loss, task="classification")
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,9 @@ def test_explicit_choices_win() -> None:
     config = load_config(REPO / "params.yaml", overrides)
     assert (config.loss.name, config.metrics) == ("huber", ("mae",))
     assert (config.train.checkpoint.monitor, config.train.checkpoint.mode) == ("val/mae", "min")
-    maximised = load_config(REPO / "params.yaml", [*overrides[:-1], "train.checkpoint.monitor=val/r2"])
+    maximised = load_config(
+        REPO / "params.yaml", [*overrides[:-2], "metrics=[mae, r2]", "train.checkpoint.monitor=val/r2"]
+    )
     assert maximised.train.checkpoint.mode == "max"
 
 

@@ -8,9 +8,12 @@ overrides with the same meaning as ``dvc exp run -S``. A user mistake prints one
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
 import os
+import pkgutil
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,14 +27,27 @@ from trainflow.paths import ProjectPaths
 from trainflow.runtime import pin_cpu_kernels
 from trainflow.workspace_lock import workspace_lock
 
-# command -> (module with run(config, paths, **options), one-line help)
-STAGES: dict[str, tuple[str, str]] = {
-    "prepare": ("trainflow.stages.prepare", "validate the raw data set and write the train/val/test splits"),
-    "fit-encoder": ("trainflow.stages.fit_encoder", "fit the feature encoder on the train split"),
-    "train": ("trainflow.stages.train", "train the model; resumes from the last checkpoint"),
-    "evaluate": ("trainflow.stages.evaluate", "compute val and test metrics and predictions with the best model"),
-    "package": ("trainflow.stages.package", "build the result package with its manifest"),
-}
+STAGE_PACKAGE = Path(__file__).resolve().parent / "stages"
+
+
+def stage_commands() -> dict[str, tuple[str, str]]:
+    """``command -> (module with run(config, paths, **options), one-line help)`` for every
+    module of :mod:`trainflow.stages`, found without importing them (train imports torch).
+
+    The command is the module name with ``-`` for ``_`` (``fit_encoder`` -> ``fit-encoder``), as
+    dvc.yaml's ``cmd:`` lines call it; the help is the first line of its docstring.
+    """
+    commands: dict[str, tuple[str, str]] = {}
+    for info in sorted(pkgutil.iter_modules([str(STAGE_PACKAGE)]), key=lambda module: module.name):
+        source = (STAGE_PACKAGE / f"{info.name}.py").read_text(encoding="utf-8")
+        doc = (ast.get_docstring(ast.parse(source)) or "").split("\n", 1)[0]
+        help_text = doc.partition(" stage: ")[2] or doc
+        help_text = re.sub(r":\w+:`([^`]*)`|``([^`]*)``", lambda match: match[1] or match[2], help_text).rstrip(".")
+        commands[info.name.replace("_", "-")] = (f"trainflow.stages.{info.name}", help_text)
+    return commands
+
+
+STAGES = stage_commands()
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -74,19 +90,31 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="repair what a killed DVC run left behind (empty dvc.lock, stale DVC locks)"
     )
     doctor.add_argument("--root", default=".", help="project root holding dvc.yaml (default: .)")
+    # Using a trained model: score new data, export it (trainflow.predict, trainflow.export).
+    predict = commands.add_parser("predict", help="score a CSV or parquet file with a trained model")
+    predict.add_argument("input", help="CSV or parquet with the training features (the label may be present)")
+    predict.add_argument("--model", default=None, help="models/best.pt (default), a package folder, file:// or s3://")
+    predict.add_argument("--output", default=None, help="FILE.parquet or FILE.csv (default: CSV on stdout)")
+    predict.add_argument("--score", action="store_true", help="also check the label column and print metrics")
+    predict.add_argument("--batch-size", type=int, default=None, help="rows per batch (default: the training one)")
+    export = commands.add_parser("export", help="export a trained model as ONNX (raw features in) or TorchScript")
+    export.add_argument("--format", required=True, choices=["onnx", "torchscript"], dest="export_format")
+    export.add_argument("--model", default=None, help="models/best.pt (default), a package folder, file:// or s3://")
+    export.add_argument("--output", default=None, help="default: exports/model.onnx or exports/model.torchscript.pt")
     return parser
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, machine: bool = False) -> Any:
+    """The resolved config; ``machine`` also refuses what this machine cannot run (fp16 on CPU)."""
     from trainflow.config import load_config
 
-    return load_config(args.params, args.overrides)
+    return load_config(args.params, args.overrides, machine=machine)
 
 
 def cmd_config(args: argparse.Namespace) -> dict[str, Any] | None:
     from trainflow.config import experiment_id, flatten, to_dict
 
-    config = _load(args)
+    config = _load(args, machine=args.config_command == "validate")
     if args.config_command == "validate":
         print(f"{args.params}: valid (experiment {experiment_id(config)})")
         return None
@@ -100,7 +128,7 @@ def cmd_config(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_stage(args: argparse.Namespace) -> dict[str, Any]:
-    config = _load(args)  # a config error is reported before the stage's heavier imports
+    config = _load(args, machine=True)  # a config error is reported before the stage's heavier imports
     module = importlib.import_module(STAGES[args.command][0])
     options = {"resume": args.resume} if args.command == "train" else {}
     with workspace_lock(Path(args.root), args.command):
@@ -128,7 +156,21 @@ def cmd_doctor(args: argparse.Namespace) -> None:
         print(line)
 
 
+def cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from trainflow.predict import predict_command
+
+    return predict_command(args.input, args.model, args.output, score=args.score, batch_size=args.batch_size)
+
+
+def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
+    from trainflow.export import export_command
+
+    return export_command(args.export_format, args.model, args.output)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "predict": cmd_predict,
+    "export": cmd_export,
     "doctor": cmd_doctor,
     "config": cmd_config,
     "upload": cmd_upload,

@@ -20,31 +20,18 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
-from pydantic.dataclasses import dataclass
 
 from trainflow import registry
-from trainflow.config import STRICT, ComponentConfig, Config, to_dict
+from trainflow.components.base import ComponentConfig
+from trainflow.components.encoders import IdentityEncoderConfig, MinMaxEncoderConfig, StandardEncoderConfig
+from trainflow.config import Config, to_dict
 from trainflow.errors import ConfigError, DataError
 from trainflow.io import atomic_write_json
 
 ENCODER_FILE = "encoder.json"
 FORMAT = "trainflow.encoder"
 VERSION = 1
-
-
-@dataclass(frozen=True, config=STRICT)
-class StandardEncoderConfig(ComponentConfig):
-    """Standardize each feature: ``(x - mean) / std`` over the train split."""
-
-
-@dataclass(frozen=True, config=STRICT)
-class MinMaxEncoderConfig(ComponentConfig):
-    """Scale each feature to [0, 1]: ``(x - min) / (max - min)`` over the train split."""
-
-
-@dataclass(frozen=True, config=STRICT)
-class IdentityEncoderConfig(ComponentConfig):
-    """Leave features as they are (cast to float32)."""
+__all__ = ["IdentityEncoderConfig", "MinMaxEncoderConfig", "StandardEncoderConfig"]  # re-exported
 
 
 class Encoder(ABC):
@@ -173,7 +160,6 @@ def _nonzero(scale: np.ndarray) -> np.ndarray:
     return np.where(scale == 0, 1.0, scale)
 
 
-@registry.encoders.register("standard", StandardEncoderConfig)
 class StandardEncoder(Encoder):
     """``(x - mean) / std`` per feature (population std; std 0 -> 1)."""
 
@@ -191,7 +177,6 @@ class StandardEncoder(Encoder):
         return x * self.state["std"] + self.state["mean"]
 
 
-@registry.encoders.register("minmax", MinMaxEncoderConfig)
 class MinMaxEncoder(Encoder):
     """``(x - min) / (max - min)`` per feature (range 0 -> 1): the train split maps to [0, 1]."""
 
@@ -210,7 +195,6 @@ class MinMaxEncoder(Encoder):
         return x * self.state["range"] + self.state["min"]
 
 
-@registry.encoders.register("identity", IdentityEncoderConfig)
 class IdentityEncoder(Encoder):
     """No change: for features that are already on a good scale."""
 

@@ -5,18 +5,23 @@ Regression models output ``[N, 1]``; the regression losses flatten it to match `
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import torch
-from pydantic import Field
-from pydantic.dataclasses import dataclass
 from torch import nn
 
-from trainflow import registry
-from trainflow.config import STRICT, ComponentConfig
+from trainflow.components.base import Task
+from trainflow.components.losses import CrossEntropyConfig, HuberConfig, RegressionLossConfig
 from trainflow.errors import ConfigError
 
-Task = Literal["classification", "regression"]
+__all__ = [
+    "CrossEntropyConfig",
+    "FlatRegressionLoss",
+    "HuberConfig",
+    "RegressionLossConfig",
+    "cross_entropy",
+    "huber",
+    "l1",
+    "mse",
+]
 
 
 def _require_task(name: str, wanted: Task, task: Task) -> None:
@@ -25,13 +30,6 @@ def _require_task(name: str, wanted: Task, task: Task) -> None:
         raise ConfigError(f"loss.name: {name!r} is a {wanted} loss but the data set is {task}; valid: {valid}")
 
 
-@dataclass(frozen=True, config=STRICT)
-class CrossEntropyConfig(ComponentConfig):
-    name: str = "cross_entropy"
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-
-
-@registry.losses.register("cross_entropy", CrossEntropyConfig)
 def cross_entropy(config: CrossEntropyConfig, task: Task = "classification") -> nn.Module:
     _require_task(config.name, "classification", task)
     return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -48,31 +46,16 @@ class FlatRegressionLoss(nn.Module):
         return self.loss(output.reshape(-1), target.reshape(-1).to(output.dtype))
 
 
-@dataclass(frozen=True, config=STRICT)
-class RegressionLossConfig(ComponentConfig):
-    name: str = "mse"
-    reduction: Literal["mean", "sum"] = "mean"
-
-
-@dataclass(frozen=True, config=STRICT)
-class HuberConfig(ComponentConfig):
-    name: str = "huber"
-    delta: Annotated[float, Field(gt=0)] = 1.0
-
-
-@registry.losses.register("mse", RegressionLossConfig)
 def mse(config: RegressionLossConfig, task: Task = "regression") -> nn.Module:
     _require_task(config.name, "regression", task)
     return FlatRegressionLoss(nn.MSELoss(reduction=config.reduction))
 
 
-@registry.losses.register("l1", RegressionLossConfig)
 def l1(config: RegressionLossConfig, task: Task = "regression") -> nn.Module:
     _require_task(config.name, "regression", task)
     return FlatRegressionLoss(nn.L1Loss(reduction=config.reduction))
 
 
-@registry.losses.register("huber", HuberConfig)
 def huber(config: HuberConfig, task: Task = "regression") -> nn.Module:
     _require_task(config.name, "regression", task)
     return FlatRegressionLoss(nn.HuberLoss(delta=config.delta))

@@ -12,30 +12,22 @@ regression metrics take outputs ``[N]`` or ``[N, 1]`` and targets ``[N]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torchmetrics
-from pydantic.dataclasses import dataclass
 from torchmetrics import classification, regression
 
 from trainflow import registry
-from trainflow.config import STRICT, ComponentConfig
+from trainflow.components.base import Task
+from trainflow.components.metrics import MetricConfig, metric_names
 from trainflow.errors import ConfigError
 
 if TYPE_CHECKING:
     from trainflow.data.datasets import DatasetInfo
 
-Task = Literal["classification", "regression"]
+__all__ = ["MetricConfig", "build_metrics", "metric_names", "register_metric", "to_float"]
 MetricFactory = Callable[..., torchmetrics.Metric]
-
-# The task each metric name fits; a name registered by a plug-in without a task fits any task.
-METRIC_TASKS: dict[str, Task] = {}
-
-
-@dataclass(frozen=True, config=STRICT)
-class MetricConfig(ComponentConfig):
-    """A metric has no options beyond its name; the data set info sizes it."""
 
 
 def register_metric(
@@ -43,20 +35,10 @@ def register_metric(
 ) -> Callable[[MetricFactory], MetricFactory]:
     """Register ``factory(config, info) -> Metric`` under ``name`` for ``task``.
 
-    Plug-ins use this to add a metric that ``build_metrics`` checks against the data set's task.
+    Plug-ins use this to add a metric that config validation and ``build_metrics`` check
+    against the data set's task.
     """
-
-    def decorate(factory: MetricFactory) -> MetricFactory:
-        registry.metrics.register(name, config_class)(factory)
-        METRIC_TASKS[name] = task
-        return factory
-
-    return decorate
-
-
-def metric_names(task: str) -> list[str]:
-    """The registered metric names that fit ``task`` (sorted)."""
-    return sorted(name for name in registry.metrics.names() if METRIC_TASKS.get(name, task) == task)
+    return registry.metrics.register(name, config_class, task=task)
 
 
 def build_metrics(names: Sequence[str], info: DatasetInfo) -> torchmetrics.MetricCollection:
@@ -72,7 +54,7 @@ def build_metrics(names: Sequence[str], info: DatasetInfo) -> torchmetrics.Metri
             raise ConfigError(registry.unknown_name_message("metrics", name, valid))
         if name not in valid:
             raise ConfigError(
-                f"metrics: {name!r} is a {METRIC_TASKS[name]} metric but the data set is {info.task}; "
+                f"metrics: {name!r} is a {registry.metrics.get(name).task} metric but the data set is {info.task}; "
                 f"valid for {info.task}: {', '.join(valid)}"
             )
         entry = registry.metrics.get(name)
@@ -88,25 +70,21 @@ def _num_classes(info: DatasetInfo) -> int:
 # Classification: multiclass over info.classes (two classes included), macro averages.
 
 
-@register_metric("accuracy", "classification")
 def accuracy(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """Fraction of samples whose arg-max class is the target (micro average)."""
     return classification.MulticlassAccuracy(num_classes=_num_classes(info), average="micro")
 
 
-@register_metric("f1_macro", "classification")
 def f1_macro(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """Unweighted mean over classes of the per-class F1 score."""
     return classification.MulticlassF1Score(num_classes=_num_classes(info), average="macro")
 
 
-@register_metric("precision_macro", "classification")
 def precision_macro(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """Unweighted mean over classes of the per-class precision."""
     return classification.MulticlassPrecision(num_classes=_num_classes(info), average="macro")
 
 
-@register_metric("recall_macro", "classification")
 def recall_macro(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """Unweighted mean over classes of the per-class recall."""
     return classification.MulticlassRecall(num_classes=_num_classes(info), average="macro")
@@ -123,7 +101,6 @@ class MulticlassAUROC(classification.MulticlassAUROC):
         super().update(torch.softmax(preds.float(), dim=1), target)
 
 
-@register_metric("auroc", "classification")
 def auroc(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """One-vs-rest ROC-AUC per class on softmax probabilities, macro averaged (exact, no binning)."""
     return MulticlassAUROC(num_classes=_num_classes(info), average="macro")
@@ -157,19 +134,16 @@ class R2Score(_FlatOutputs, regression.R2Score):
     """torchmetrics' R2 taking model outputs of shape [N, 1]."""
 
 
-@register_metric("mae", "regression")
 def mae(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """Mean absolute error."""
     return MeanAbsoluteError()
 
 
-@register_metric("rmse", "regression")
 def rmse(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """Root mean squared error."""
     return MeanSquaredError(squared=False)
 
 
-@register_metric("r2", "regression")
 def r2(config: MetricConfig, info: DatasetInfo) -> torchmetrics.Metric:
     """Coefficient of determination: 1 - residual sum of squares / total sum of squares."""
     return R2Score()

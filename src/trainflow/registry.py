@@ -1,9 +1,14 @@
-"""Registries: bind a name used in params.yaml to a factory and its config class.
+"""Registries: bind a name used in params.yaml to a config class and a lazily imported factory.
 
-``@models.register("mlp", MLPConfig)`` on a class (or function) makes ``model.name: mlp`` in
-params.yaml select it; the config section is validated against ``MLPConfig`` and the factory
-is called as ``factory(config, **context)``. An unknown name fails with the list of known
-names and the closest match, so a typo is a one-line fix.
+Built-ins are *declared*: ``models.declare("mlp", MLPConfig, "trainflow.models.mlp:MLP")`` binds
+``model.name: mlp`` to its config class (torch-free, in :mod:`trainflow.components`) and names
+the implementation, which is imported only when ``entry.factory`` or ``build`` needs it. So
+validating params.yaml costs pydantic alone, and a stage imports only the code it runs.
+
+User plug-ins listed under ``imports:`` keep the decorator form, ``@models.register("linear",
+LinearConfig)``, on a class or function. Either way the factory is called as
+``factory(config, **context)``. An unknown name fails with the list of known names and the
+closest match, so a typo is a one-line fix.
 """
 
 from __future__ import annotations
@@ -23,11 +28,33 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered component: its name, what builds it, and the config class it takes."""
+    """One registered component: its name, its config class, and what builds it.
+
+    ``target`` is the factory itself or ``"module:attribute"``, imported on first use of
+    :attr:`factory`. ``task`` is the problem type the component fits (``classification``,
+    ``regression``), or None for any; config validation checks it against the data set's task.
+    """
 
     name: str
-    factory: Callable[..., Any]
     config_class: type
+    target: Callable[..., Any] | str
+    task: str | None = None
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        """The class or function that builds the component (importing its module if needed)."""
+        if not isinstance(self.target, str):
+            return self.target
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def fits(self, task: str) -> bool:
+        """Whether the component can be used for a data set of ``task``."""
+        return self.task is None or self.task == task
+
+
+def _target_name(factory: Any) -> str:
+    return f"{getattr(factory, '__module__', '')}:{getattr(factory, '__qualname__', '')}"
 
 
 class Registry(Generic[T]):
@@ -37,17 +64,27 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, config_class: type) -> Callable[[T], T]:
+    def declare(self, name: str, config_class: type, target: str, task: str | None = None) -> None:
+        """Bind ``name`` to ``config_class`` and the factory at ``target`` (``"module:attr"``),
+        which is imported only when the component is built."""
+        self._add(Entry(name, config_class, target, task))
+
+    def register(self, name: str, config_class: type, task: str | None = None) -> Callable[[T], T]:
         """Decorator: register ``factory`` under ``name`` with ``config_class``."""
 
         def decorate(factory: T) -> T:
-            existing = self._entries.get(name)
-            if existing is not None and existing.factory is not factory:
-                raise ValueError(f"{self.kind} {name!r} is already registered by {existing.factory!r}")
-            self._entries[name] = Entry(name, factory, config_class)  # type: ignore[arg-type]
+            self._add(Entry(name, config_class, factory, task))  # type: ignore[arg-type]
             return factory
 
         return decorate
+
+    def _add(self, entry: Entry) -> None:
+        existing = self._entries.get(entry.name)
+        if existing is not None and existing.target is not entry.target:
+            same = isinstance(existing.target, str) and existing.target == _target_name(entry.target)
+            if not same or existing.config_class is not entry.config_class:
+                raise ValueError(f"{self.kind} {entry.name!r} is already registered by {existing.target!r}")
+        self._entries[entry.name] = entry
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -18,22 +18,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandas.api.types import is_numeric_dtype
-from pydantic import model_validator
-from pydantic.dataclasses import dataclass as config_dataclass
 
-from trainflow import registry
-from trainflow.config import STRICT, ComponentConfig
+from trainflow.components.base import Task
+from trainflow.components.datasets import CsvConfig, DigitsConfig, ParquetConfig, TableConfig
 from trainflow.data import schemas
 from trainflow.data.validate import Locate, read_csv, read_parquet, validate
 from trainflow.errors import DataError
 
-Task = Literal["classification", "regression"]
+__all__ = ["CsvConfig", "DatasetInfo", "DigitsConfig", "ParquetConfig", "TableConfig"]
 TASKS: tuple[str, ...] = ("classification", "regression")
 # A class label: a whole number, or a name such as "setosa".
 Label = int | str
@@ -144,14 +142,6 @@ class Dataset(ABC):
 # digits
 
 
-@config_dataclass(frozen=True, config=STRICT)
-class DigitsConfig(ComponentConfig):
-    """The handwritten digits (8x8 images, 10 classes): CSV without header, pixels then label."""
-
-    path: str = "data/raw/digits.csv.gz"
-
-
-@registry.datasets.register("digits", DigitsConfig)
 class DigitsDataset(Dataset):
     """1797 images of 8x8 pixels (0..16) with labels 0..9: UCI optical recognition of digits."""
 
@@ -178,52 +168,6 @@ class DigitsDataset(Dataset):
 
 # ---------------------------------------------------------------------------------------------
 # csv and parquet: a user's own table
-
-
-@config_dataclass(frozen=True, config=STRICT)
-class TableConfig(ComponentConfig):
-    """A user's table with a header.
-
-    ``feature_columns`` empty means every column but the label; when listed, other columns are
-    dropped. ``classes`` empty means the sorted distinct labels found; when listed (whole
-    numbers or names, in the order that becomes the class index), a label outside them is a
-    data error. A label column is read as names when ``classes`` lists names or when none of
-    its values is a number.
-    """
-
-    path: str
-    label_column: str = "label"
-    task: Task = "classification"
-    feature_columns: tuple[str, ...] = ()
-    classes: tuple[int | str, ...] = ()
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TableConfig:
-        if not self.path:
-            raise ValueError("path must name the data file (relative to the project root)")
-        if self.label_column in self.feature_columns:
-            raise ValueError(f"label_column {self.label_column!r} must not be one of feature_columns")
-        for key, values in (("feature_columns", self.feature_columns), ("classes", self.classes)):
-            repeated = sorted({str(v) for v in values if values.count(v) > 1})
-            if repeated:
-                raise ValueError(f"{key} lists {', '.join(repeated)} more than once")
-        if any(isinstance(c, str) for c in self.classes) and not all(isinstance(c, str) and c for c in self.classes):
-            raise ValueError("classes must be all whole numbers or all non-empty names, not a mix")
-        if self.classes and self.task != "classification":
-            raise ValueError("classes apply only to task: classification")
-        if self.task == "classification" and len(self.classes) == 1:
-            raise ValueError("classes must list at least 2 classes (or be empty to infer them)")
-        return self
-
-
-@config_dataclass(frozen=True, config=STRICT)
-class CsvConfig(TableConfig):
-    """A CSV file with a header (gzip-compressed when the name ends in ``.gz``)."""
-
-
-@config_dataclass(frozen=True, config=STRICT)
-class ParquetConfig(TableConfig):
-    """A parquet file."""
 
 
 class TableDataset(Dataset):
@@ -303,7 +247,6 @@ class TableDataset(Dataset):
         return DatasetInfo("classification", features, config.label_column, classes)
 
 
-@registry.datasets.register("csv", CsvConfig)
 class CsvDataset(TableDataset):
     """A user's CSV file with a header."""
 
@@ -311,7 +254,6 @@ class CsvDataset(TableDataset):
         return read_csv(path, self.source)
 
 
-@registry.datasets.register("parquet", ParquetConfig)
 class ParquetDataset(TableDataset):
     """A user's parquet file."""
 

@@ -7,28 +7,16 @@ by the data set, so the same prepared data feeds the MLP and the CNN.
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
 import torch
-from pydantic import Field
-from pydantic.dataclasses import dataclass
 from torch import nn
 
-from trainflow import registry
-from trainflow.config import STRICT, ComponentConfig, PositiveInt
+from trainflow.components.models import CNNConfig
 from trainflow.errors import ConfigError
 
-
-@dataclass(frozen=True, config=STRICT)
-class CNNConfig(ComponentConfig):
-    name: str = "cnn"
-    channels: tuple[PositiveInt, ...] = (16, 32)
-    kernel_size: Annotated[int, Field(ge=1, le=7)] = 3
-    hidden_size: PositiveInt = 64
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+__all__ = ["CNN", "CNNConfig"]
 
 
-@registry.models.register("cnn", CNNConfig)
 class CNN(nn.Module):
     """conv(3x3, same padding) -> ReLU per entry of ``channels``, then global average pooling
     and a two-layer head. Padding keeps the spatial size, so any image size works."""

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import torch
-from pydantic import Field
-from pydantic.dataclasses import dataclass
 from torch import nn
 
-from trainflow import registry
-from trainflow.config import STRICT, ComponentConfig, PositiveInt
+from trainflow.components.models import MLPConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
-
-@dataclass(frozen=True, config=STRICT)
-class MLPConfig(ComponentConfig):
-    name: str = "mlp"
-    hidden_sizes: tuple[PositiveInt, ...] = (256, 256)
-    activation: Literal["relu", "gelu", "tanh"] = "relu"
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+__all__ = ["MLP", "MLPConfig"]
 
 
-@registry.models.register("mlp", MLPConfig)
 class MLP(nn.Module):
     """Flattens its input, so it also takes image-shaped batches."""
 

@@ -36,11 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from pydantic import Field
-from pydantic.dataclasses import dataclass
 
-from trainflow import registry
-from trainflow.config import STRICT, ComponentConfig, flatten, to_dict
+from trainflow.components.loggers import CSVConfig, JSONConfig, NpyConfig, TensorBoardConfig
+from trainflow.config import flatten, to_dict
 from trainflow.io import atomic_write
 from trainflow.training.callbacks import Callback
 
@@ -283,46 +281,22 @@ class Loggers(Callback):
 
 
 # ---------------------------------------------------------------------------------------------
-# Registry entries: ``loggers: [tensorboard, csv, json]`` in params.yaml. Each factory takes the
-# path it writes to (a folder for tensorboard and npy, a file for csv and json).
+# Registry entries: ``loggers: [tensorboard, csv, json]`` in params.yaml, declared with their config
+# classes in trainflow.components.loggers. Each factory takes the path it writes to (a folder for
+# tensorboard and npy, a file for csv and json).
 
 
-@dataclass(frozen=True, config=STRICT)
-class TensorBoardConfig(ComponentConfig):
-    name: str = "tensorboard"
-    flush_secs: int = Field(default=30, ge=1)
-
-
-@dataclass(frozen=True, config=STRICT)
-class CSVConfig(ComponentConfig):
-    name: str = "csv"
-
-
-@dataclass(frozen=True, config=STRICT)
-class JSONConfig(ComponentConfig):
-    name: str = "json"
-
-
-@dataclass(frozen=True, config=STRICT)
-class NpyConfig(ComponentConfig):
-    name: str = "npy"
-
-
-@registry.loggers.register("tensorboard", TensorBoardConfig)
 def tensorboard(config: TensorBoardConfig, path: Path) -> TensorBoardLogger:
     return TensorBoardLogger(path, flush_secs=config.flush_secs)
 
 
-@registry.loggers.register("csv", CSVConfig)
 def csv_logger(config: CSVConfig, path: Path) -> CSVLogger:
     return CSVLogger(path)
 
 
-@registry.loggers.register("json", JSONConfig)
 def json_logger(config: JSONConfig, path: Path) -> JSONLogger:
     return JSONLogger(path)
 
 
-@registry.loggers.register("npy", NpyConfig)
 def npy_logger(config: NpyConfig, path: Path) -> NpyLogger:
     return NpyLogger(path)

@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_flow(args: argparse.Namespace) -> int:
-    from tasks.process import CommandFailed
     from trainflow.config import parse_override
     from trainflow.errors import TrainflowError
+    from trainflow.training.supervisor import CommandFailed
 
     try:
         overrides = dict(parse_override(text) for text in args.overrides)

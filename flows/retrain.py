@@ -22,7 +22,6 @@ from prefect import flow, get_run_logger
 from flows.training_pipeline import package_line, run_pipeline, upload_package
 from tasks import artifacts
 from tasks.acceptance import decide
-from tasks.dvc import dvc_session
 from tasks.versioning import accepted_metrics, dvc_pull, dvc_push, record_accepted
 from trainflow.errors import TrainflowError
 
@@ -58,37 +57,36 @@ def retrain(
         timeouts: seconds per stage (``{"train": 3600}``), also ``upload``.
         retries: retries per task (default: 2, with exponential backoff).
     """
-    with dvc_session(root):
-        logger = get_run_logger()
-        pulled = dvc_pull(root=root, require_remote=require_remote) if pull else None
-        run = run_pipeline(root, overrides, timeouts, retries)
-        accepted = accepted_metrics(root=str(run.root), baseline=baseline)
-        verdict = decide(run.root / "params.yaml", accepted, run.metrics)
-        logger.info(verdict.message)
+    logger = get_run_logger()
+    pulled = dvc_pull(root=root, require_remote=require_remote) if pull else None
+    run = run_pipeline(root, overrides, timeouts, retries)
+    accepted = accepted_metrics(root=str(run.root), baseline=baseline)
+    verdict = decide(run.root / "params.yaml", accepted, run.metrics)
+    logger.info(verdict.message)
 
-        pushed = report = None
-        if verdict.accepted:
-            pushed = dvc_push(root=str(run.root), require_remote=require_remote) if push else None
-            report = upload_package(run.root, timeouts, retries) if upload else None
-            record_accepted(str(run.root), baseline, run.metrics)
+    pushed = report = None
+    if verdict.accepted:
+        pushed = dvc_push(root=str(run.root), require_remote=require_remote) if push else None
+        report = upload_package(run.root, timeouts, retries) if upload else None
+        record_accepted(str(run.root), baseline, run.metrics)
 
-        headline = ("Accepted: " if verdict.accepted else "Rejected: ") + verdict.message
-        summary = artifacts.summary_markdown(
-            "retrain",
-            run.experiment_id or "(no model)",
-            run.stages,
-            run.params_changed,
-            run.metrics,
-            baseline=accepted,
-            verdict=headline,
-            package=package_line(report),
-        )
-        artifacts.publish(
-            artifacts.metrics_rows(run.metrics, accepted),
-            summary,
-            link=report["location"] if report else None,
-            link_text=f"result package {run.experiment_id}",
-        )
-        if not verdict.accepted:
-            raise RetrainRejected(verdict.message)
-        return {**run.to_dict(), "verdict": verdict.to_dict(), "pull": pulled, "push": pushed, "upload": report}
+    headline = ("Accepted: " if verdict.accepted else "Rejected: ") + verdict.message
+    summary = artifacts.summary_markdown(
+        "retrain",
+        run.experiment_id or "(no model)",
+        run.stages,
+        run.params_changed,
+        run.metrics,
+        baseline=accepted,
+        verdict=headline,
+        package=package_line(report),
+    )
+    artifacts.publish(
+        artifacts.metrics_rows(run.metrics, accepted),
+        summary,
+        link=report["location"] if report else None,
+        link_text=f"result package {run.experiment_id}",
+    )
+    if not verdict.accepted:
+        raise RetrainRejected(verdict.message)
+    return {**run.to_dict(), "verdict": verdict.to_dict(), "pull": pulled, "push": pushed, "upload": report}

@@ -25,9 +25,9 @@ import yaml
 from prefect import flow, get_run_logger
 
 from tasks import artifacts
-from tasks.dvc import dvc_session
+from tasks.dvc import pipeline_stages
 from tasks.params import apply_overrides
-from tasks.stages import DEFAULT_TIMEOUTS_S, STAGE_TASKS, STAGES, pipeline_status
+from tasks.stages import default_timeouts, pipeline_status, stage_task
 from tasks.stages import upload as upload_task
 from trainflow.doctor import diagnose_and_repair
 from trainflow.errors import ConfigError
@@ -68,9 +68,10 @@ def run_pipeline(
     their default); ``retries`` replaces each stage task's retry count.
     """
     paths = ProjectPaths(Path(root).resolve())
-    unknown = sorted(set(timeouts or {}) - set(DEFAULT_TIMEOUTS_S))
+    known = default_timeouts(paths.root)
+    unknown = sorted(set(timeouts or {}) - set(known))
     if unknown:
-        raise ConfigError(f"timeouts: unknown stage(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_TIMEOUTS_S)}")
+        raise ConfigError(f"timeouts: unknown stage(s) {', '.join(unknown)}; known: {', '.join(known)}")
     # Validating overrides resolves the whole config (and imports every registered component);
     # without overrides the stages validate params.yaml themselves, and a no-op re-run stays cheap.
     changed = apply_overrides(paths.params, overrides) if overrides else {}
@@ -82,13 +83,12 @@ def run_pipeline(
     # as `make run` does, or every DVC command below would fail.
     for line in diagnose_and_repair(paths.root):
         logger.info("%s", line)
-    candidates = pipeline_status(root=str(paths.root))
-    for stage in STAGES:
-        stage_task = STAGE_TASKS[stage]
-        if retries is not None:
-            stage_task = stage_task.with_options(retries=retries)
-        timeout_s = (timeouts or {}).get(stage, DEFAULT_TIMEOUTS_S[stage])
-        summary = stage_task(root=str(paths.root), timeout_s=timeout_s, up_to_date=stage not in candidates)
+    stages = pipeline_stages(paths.root)
+    candidates = pipeline_status(root=str(paths.root), stages=stages)
+    for stage in stages:
+        run_task = stage_task(stage) if retries is None else stage_task(stage).with_options(retries=retries)
+        timeout_s = (timeouts or {}).get(stage, known[stage])
+        summary = run_task(root=str(paths.root), timeout_s=timeout_s, up_to_date=stage not in candidates)
         run.stages.append({key: value for key, value in summary.items() if key != "metrics"})
         if stage == "evaluate":
             run.metrics = summary["metrics"]
@@ -107,7 +107,7 @@ def trained_experiment_id(paths: ProjectPaths) -> str | None:
 def upload_package(root: Path, timeouts: Mapping[str, float] | None, retries: int | None) -> dict[str, Any]:
     """Run the upload task with the flow's timeout and retry settings."""
     upload = upload_task if retries is None else upload_task.with_options(retries=retries)
-    timeout_s = (timeouts or {}).get("upload", DEFAULT_TIMEOUTS_S["upload"])
+    timeout_s = (timeouts or {}).get("upload", default_timeouts(root)["upload"])
     return upload.with_options(timeout_seconds=timeout_s)(root=str(root))
 
 
@@ -141,21 +141,20 @@ def training_pipeline(
         timeouts: seconds per stage (``{"train": 3600}``), also ``upload``; the rest keep defaults.
         retries: retries per task (default: 2, with exponential backoff).
     """
-    with dvc_session(root):
-        run = run_pipeline(root, overrides, timeouts, retries)
-        report = upload_package(run.root, timeouts, retries) if upload else None
-        summary = artifacts.summary_markdown(
-            "training-pipeline",
-            run.experiment_id or "(no model)",
-            run.stages,
-            run.params_changed,
-            run.metrics,
-            package=package_line(report),
-        )
-        artifacts.publish(
-            artifacts.metrics_rows(run.metrics),
-            summary,
-            link=report["location"] if report else None,
-            link_text=f"result package {run.experiment_id}",
-        )
-        return {**run.to_dict(), "upload": report}
+    run = run_pipeline(root, overrides, timeouts, retries)
+    report = upload_package(run.root, timeouts, retries) if upload else None
+    summary = artifacts.summary_markdown(
+        "training-pipeline",
+        run.experiment_id or "(no model)",
+        run.stages,
+        run.params_changed,
+        run.metrics,
+        package=package_line(report),
+    )
+    artifacts.publish(
+        artifacts.metrics_rows(run.metrics),
+        summary,
+        link=report["location"] if report else None,
+        link_text=f"result package {run.experiment_id}",
+    )
+    return {**run.to_dict(), "upload": report}

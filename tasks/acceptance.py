@@ -126,13 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", default="HEAD", help="accepted model: git revision or .json file (default: HEAD)")
     args = parser.parse_args(argv)
     root = Path(args.root)
-    from tasks.dvc import dvc_session
-    from tasks.process import CommandFailed
     from tasks.versioning import accepted_metrics
+    from trainflow.training.supervisor import CommandFailed
 
     try:
-        with dvc_session(root):
-            accepted = accepted_metrics.fn(root=str(root), baseline=args.baseline)
+        accepted = accepted_metrics.fn(root=str(root), baseline=args.baseline)
         verdict = decide(root / "params.yaml", accepted, _read_metrics(root / "metrics" / "eval.json"))
     except (TrainflowError, CommandFailed) as error:
         print(f"error: {error}", file=sys.stderr)

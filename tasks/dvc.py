@@ -1,15 +1,18 @@
-"""DVC commands in a subprocess: reproduce one stage, status, metrics diff, pull and push.
+"""DVC for the Prefect tasks: the stage list, read-only queries, and commands that change things.
 
-DVC is the one authority on what is stale. These helpers only run ``dvc`` commands and read
-what DVC writes (its JSON output, ``dvc.lock``); they keep no state of their own. Commands run
-in the project's warm DVC process (:mod:`tasks.dvc_runner`), in a process group of its own,
-so a timeout stops the stage's whole process tree.
+DVC is the one authority on what is stale; nothing here keeps state of its own.
+
+- the stages, their order and their metrics files come from ``dvc.yaml`` (read, never written);
+- read-only questions (what is stale, the default remote, a metrics diff, the outputs of a
+  stage) go to DVC's Python API (``dvc.repo.Repo``) or ``dvc.lock``, in this process;
+- what changes the project (``repro``, ``pull``, ``push``) runs as a ``dvc`` command under the
+  project's process supervisor (:mod:`trainflow.training.supervisor`): a session of its own,
+  the whole tree stopped on a timeout, Ctrl-C passed on, gone if this process dies.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -20,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from tasks.dvc_runner import close_runners, runner_for
-from tasks.process import CommandResult
+from trainflow.errors import TrainflowError
+from trainflow.training.supervisor import CommandResult, run_command
 
 #: No usage reports from DVC (the update check is off in the project's .dvc/config).
 DVC_ENV = {"DVC_NO_ANALYTICS": "1"}
@@ -45,8 +48,7 @@ def dvc_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     even when the caller (a Prefect worker) was started without activating the venv.
     """
     env = {**os.environ, **DVC_ENV, **(extra or {})}
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
 
@@ -57,22 +59,118 @@ def run_dvc(
     on_line: Callable[[str], None] | None = None,
     check: bool = True,
 ) -> CommandResult:
-    """``dvc ARGS`` in the project ``root``, through the project's warm DVC process.
+    """``dvc ARGS`` in the project ``root``; the contract of :func:`~trainflow.training.supervisor.run_command`."""
+    return run_command(
+        [dvc_executable(), *args], cwd=root, env=dvc_env(), timeout_s=timeout_s, on_line=on_line, check=check
+    )
 
-    Same contract as :func:`tasks.process.run_command`: output streamed to ``on_line``,
-    :class:`~tasks.process.CommandTimeout` after ``timeout_s`` (the process group stopped),
-    :class:`~tasks.process.CommandFailed` on a non-zero exit with ``check``.
-    """
-    return runner_for(root, dvc_env()).run(args, timeout_s=timeout_s, on_line=on_line, check=check)
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline as dvc.yaml declares it
+
+
+def _dvc_yaml(root: str | Path) -> dict[str, Any]:
+    return yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}
+
+
+def _paths(entries: Sequence[Any]) -> list[str]:
+    """The paths of a ``deps``/``outs``/``metrics`` list (an entry is a path or ``{path: options}``)."""
+    return [str(next(iter(entry))) if isinstance(entry, dict) else str(entry) for entry in entries or []]
+
+
+def pipeline_stages(root: str | Path = ".") -> tuple[str, ...]:
+    """The stages of ``root``'s dvc.yaml in an order DVC may run them: each after the stages whose
+    outputs it depends on, otherwise in the file's order."""
+    stages = _dvc_yaml(root).get("stages") or {}
+    producer = {
+        out: name for name, spec in stages.items() for out in _paths([*spec.get("outs", []), *spec.get("metrics", [])])
+    }
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order or name in path:
+            return
+        for dep in _paths(stages[name].get("deps", [])):
+            upstream = producer.get(dep.rstrip("/"))
+            if upstream is not None and upstream != name:
+                visit(upstream, (*path, name))
+        order.append(name)
+
+    for name in stages:
+        visit(name, ())
+    return tuple(order)
+
+
+def stage_metrics_files(root: str | Path, stage: str) -> list[str]:
+    """The ``metrics`` files dvc.yaml declares for ``stage`` (relative to ``root``)."""
+    spec = (_dvc_yaml(root).get("stages") or {}).get(stage) or {}
+    return _paths(spec.get("metrics", []))
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-only queries (DVC's Python API, or dvc.lock)
+
+
+class DvcQueryFailed(TrainflowError):
+    """DVC could not answer a question about the project (no such revision, a broken dvc.yaml)."""
 
 
 @contextlib.contextmanager
-def dvc_session(root: str | Path) -> Iterator[None]:
-    """Keep the warm DVC process of ``root`` for the block; then stop it and its process group."""
+def _repo(root: str | Path, question: str) -> Iterator[Any]:
+    """The DVC repository at ``root``, closed after the block; DVC's own errors become one
+    :class:`DvcQueryFailed` naming the ``question`` as the command that asks it."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
     try:
-        yield
-    finally:
-        close_runners(Path(root))
+        with Repo(str(root)) as repo:
+            yield repo
+    except DvcException as error:
+        raise DvcQueryFailed(f"`dvc {question}` in {Path(root).resolve()}: {error}") from None
+
+
+def locked_outs(root: str | Path, stage: str) -> dict[str, str]:
+    """``{path: md5}`` of ``stage``'s outputs as recorded in dvc.lock (empty before its first run)."""
+    lock_path = Path(root) / "dvc.lock"
+    if not lock_path.is_file():
+        return {}
+    lock = yaml.safe_load(lock_path.read_text()) or {}
+    entry = (lock.get("stages") or {}).get(stage) or {}
+    return {out["path"]: str(out.get("md5") or out.get("hash") or "") for out in entry.get("outs", [])}
+
+
+def stale_stages(root: str | Path) -> list[str]:
+    """What ``dvc status`` reports as changed (stage names, or a ``.dvc`` file); [] when up to date."""
+    with _repo(root, "status") as repo:
+        return sorted(_address(root, key) for key in repo.status())
+
+
+def _address(root: str | Path, key: str) -> str:
+    """A stage's name as ``dvc status`` run in ``root`` says it: DVC's API names the stages of a
+    dvc.yaml outside the current directory ``path/to/dvc.yaml:name``."""
+    path, _, name = key.rpartition(":")
+    if name and Path(path).name == "dvc.yaml" and Path(path).resolve() == (Path(root) / "dvc.yaml").resolve():
+        return name
+    return key
+
+
+def metrics_diff(root: str | Path, rev: str = "HEAD") -> dict[str, Any]:
+    """``dvc metrics diff --all REV``: ``{file: {key: {"old": x, "new": y, "diff": d}}}``.
+
+    ``old`` is None for a metric that ``REV`` does not have (no accepted model yet).
+    """
+    with _repo(root, f"metrics diff --all {rev}") as repo:
+        return dict(repo.metrics.diff(a_rev=rev, all=True).get("diff") or {})
+
+
+def default_remote(root: str | Path) -> str | None:
+    """The name of the default DVC remote (``core.remote``), or None when none is set."""
+    with _repo(root, "remote default") as repo:
+        return repo.config["core"].get("remote") or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands that change the project
 
 
 @dataclass(frozen=True)
@@ -98,11 +196,14 @@ def repro_stage(
     """``dvc repro [--single-item] STAGE``: DVC runs the stage only if its deps, params or outs changed.
 
     With ``single_item`` only this stage is checked (the caller runs the stages in DAG order);
-    without it, DVC also brings every upstream stage up to date first.
+    without it, DVC also brings every upstream stage up to date first. Whether it runs is
+    DVC's answer beforehand (``dvc status STAGE``), not a reading of its output.
     """
+    with _repo(root, f"status {stage}") as repo:
+        target = f"{Path(root).resolve() / 'dvc.yaml'}:{stage}"  # a bare name would be looked up from the cwd
+        ran = bool(repo.status(targets=[target], with_deps=not single_item))
     args = ["repro", *(["--single-item"] if single_item else []), stage]
     result = run_dvc(args, root, timeout_s=timeout_s, on_line=without_git_hint(on_line) if on_line else None)
-    ran = f"Running stage '{stage}'" in result.output
     return StageRun(stage=stage, ran=ran, seconds=result.seconds, outs=locked_outs(root, stage))
 
 
@@ -126,38 +227,6 @@ def without_git_hint(on_line: Callable[[str], None]) -> Callable[[str], None]:
     return forward
 
 
-def locked_outs(root: str | Path, stage: str) -> dict[str, str]:
-    """``{path: md5}`` of ``stage``'s outputs as recorded in dvc.lock (empty before its first run)."""
-    lock_path = Path(root) / "dvc.lock"
-    if not lock_path.is_file():
-        return {}
-    lock = yaml.safe_load(lock_path.read_text()) or {}
-    entry = (lock.get("stages") or {}).get(stage) or {}
-    return {out["path"]: str(out.get("md5") or out.get("hash") or "") for out in entry.get("outs", [])}
-
-
-def stale_stages(root: str | Path, timeout_s: float | None = None) -> list[str]:
-    """The stages ``dvc status`` reports as changed (an empty list: everything is up to date)."""
-    result = run_dvc(["status", "--json"], root, timeout_s=timeout_s)
-    return sorted(_json_from(result.output))
-
-
-def metrics_diff(root: str | Path, rev: str = "HEAD", timeout_s: float | None = None) -> dict[str, Any]:
-    """``dvc metrics diff --json --all REV``: ``{file: {key: {"old": x, "new": y, "diff": d}}}``.
-
-    ``old`` is None for a metric that ``REV`` does not have (no accepted model yet).
-    """
-    result = run_dvc(["metrics", "diff", "--json", "--all", rev], root, timeout_s=timeout_s)
-    return _json_from(result.output)
-
-
-def default_remote(root: str | Path) -> str | None:
-    """The name of the default DVC remote (``dvc remote default``), or None when none is set."""
-    result = run_dvc(["remote", "default"], root, check=False)
-    lines = [line.strip() for line in result.output.splitlines() if line.strip()]
-    return lines[-1] if result.returncode == 0 and lines else None
-
-
 def pull(root: str | Path, timeout_s: float | None = None, on_line: Callable[[str], None] | None = None) -> None:
     """``dvc pull --allow-missing``: fetch what the remote has; outputs it lacks are rebuilt by repro."""
     run_dvc(["pull", "--allow-missing"], root, timeout_s=timeout_s, on_line=on_line)
@@ -166,12 +235,3 @@ def pull(root: str | Path, timeout_s: float | None = None, on_line: Callable[[st
 def push(root: str | Path, timeout_s: float | None = None, on_line: Callable[[str], None] | None = None) -> None:
     """``dvc push``: send every output in dvc.lock to the default remote."""
     run_dvc(["push"], root, timeout_s=timeout_s, on_line=on_line)
-
-
-def _json_from(output: str) -> dict[str, Any]:
-    """The JSON object DVC printed, skipping any warning lines around it."""
-    for line in reversed(output.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    return {}

@@ -1,17 +1,18 @@
-"""Prefect tasks: one per pipeline stage, plus the upload.
+"""Prefect tasks: one per stage of dvc.yaml, made by one factory, plus the upload.
 
-Each stage task runs ``dvc repro --single-item <stage>`` in the project root. DVC decides
-whether the stage is stale (deps, params or outs changed) and skips it otherwise; there is
-no Prefect cache (``cache_policy=NO_CACHE``), so DVC stays the one authority. A flow may ask
-DVC once up front (:func:`pipeline_status`) and pass ``up_to_date=True`` to the stages DVC
-reports unchanged with everything upstream, which saves one ``dvc`` process per stage on a
-re-run. Tasks return small summaries (paths, md5s from dvc.lock, the metrics JSON), never data.
+A stage task runs ``dvc repro --single-item <stage>`` in the project root. DVC decides whether
+the stage is stale (deps, params or outs changed) and skips it otherwise; there is no Prefect
+cache (``cache_policy=NO_CACHE``), so DVC stays the one authority. A flow may ask DVC once up
+front (:func:`pipeline_status`) and pass ``up_to_date=True`` to the stages DVC reports
+unchanged with everything upstream, which saves one ``dvc`` process per stage on a re-run.
+Tasks return small summaries (paths, md5s from dvc.lock, the stage's metrics files as
+dvc.yaml declares them), never data.
 
 What Prefect adds:
 
 - retries with exponential backoff, except after a user mistake (a trainflow command's
   one-line ``error: ...``), which a retry cannot fix;
-- timeouts that stop the stage's whole process group (see :mod:`tasks.process`);
+- timeouts that stop the stage's whole process tree (:mod:`trainflow.training.supervisor`);
 - resumption: a retried ``train`` reruns the same DVC stage, and the stage resumes from the
   checkpoints it keeps in ``models/checkpoints`` (a ``persist: true`` DVC output, which DVC
   does not delete before rerunning the stage).
@@ -19,6 +20,7 @@ What Prefect adds:
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -29,25 +31,20 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from tasks.dvc import StageRun, locked_outs, repro_stage, stale_stages
-from tasks.process import CommandFailed
+from tasks.dvc import StageRun, locked_outs, pipeline_stages, repro_stage, stage_metrics_files, stale_stages
 from trainflow.errors import StorageError
-from trainflow.paths import ProjectPaths
+from trainflow.training.supervisor import CommandFailed
 
-#: The pipeline's stages in dvc.yaml, in the order the flow runs them.
-STAGES = ("prepare", "fit_encoder", "train", "evaluate", "package")
-
-#: Default timeouts per stage in seconds; a flow parameter overrides them.
-DEFAULT_TIMEOUTS_S: dict[str, float] = {
-    "prepare": 600.0,
-    "fit_encoder": 600.0,
-    "train": 6 * 3600.0,
-    "evaluate": 1800.0,
-    "package": 600.0,
-    "upload": 1800.0,
-}
-
+#: Timeouts in seconds of the stages that need other than :data:`DEFAULT_TIMEOUT_S`, and of the upload.
+TIMEOUTS_S: dict[str, float] = {"train": 6 * 3600.0, "evaluate": 1800.0, "upload": 1800.0}
+DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
+
+
+def default_timeouts(root: str | Path = ".") -> dict[str, float]:
+    """``{stage: seconds}`` for every stage of ``root``'s dvc.yaml, then ``upload``; a flow
+    parameter overrides them."""
+    return {name: TIMEOUTS_S.get(name, DEFAULT_TIMEOUT_S) for name in (*pipeline_stages(root), "upload")}
 
 
 def _failure(state: State[Any]) -> BaseException | None:
@@ -66,9 +63,45 @@ def retry_upload(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> 
     return isinstance(_failure(state), StorageError | OSError)
 
 
-def _stage_task(fn: Any) -> Task[..., dict[str, Any]]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A small JSON file written by a stage, or {} when the stage has not written it."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_stage(stage: str, root: str, timeout_s: float | None, up_to_date: bool) -> dict[str, Any]:
+    """The body of every stage task: ``dvc repro --single-item STAGE`` unless the flow already
+    knows DVC would skip it; the summary holds the stage's metrics (``metrics``) when it has any."""
+    logger = get_run_logger()
+    if up_to_date:
+        logger.info("%s: up to date (dvc status: unchanged, and so is everything upstream)", stage)
+        summary = StageRun(stage=stage, ran=False, seconds=0.0, outs=locked_outs(root, stage)).to_dict()
+    else:
+        run = repro_stage(root, stage, single_item=True, timeout_s=timeout_s, on_line=logger.info)
+        logger.info("%s: %s in %.1f s", stage, "ran" if run.ran else "up to date (skipped by DVC)", run.seconds)
+        summary = run.to_dict()
+    files = stage_metrics_files(root, stage)
+    if files:
+        summary["metrics"] = {k: v for name in files for k, v in read_json(Path(root) / name).items()}
+    return summary
+
+
+@functools.cache
+def stage_task(stage: str) -> Task[..., dict[str, Any]]:
+    """The Prefect task of DVC stage ``stage`` (one per name, so its run history stays one task's).
+
+    ``timeout_s=None`` runs the stage without a time limit.
+    """
+
+    default_s = TIMEOUTS_S.get(stage, DEFAULT_TIMEOUT_S)
+
+    def body(root: str = ".", timeout_s: float | None = default_s, up_to_date: bool = False) -> dict[str, Any]:
+        return run_stage(stage, root, timeout_s, up_to_date)
+
+    body.__name__ = body.__qualname__ = stage  # Prefect keys a task's runs by its function's name
     return task(
-        fn,
+        body,
+        name=stage,
+        description=f"`dvc repro --single-item {stage}`: DVC runs the stage only if its deps, params or outs changed.",
         retries=DEFAULT_RETRIES,
         retry_delay_seconds=exponential_backoff(backoff_factor=10),
         retry_jitter_factor=0.2,
@@ -78,25 +111,17 @@ def _stage_task(fn: Any) -> Task[..., dict[str, Any]]:
     )
 
 
-def _repro(stage: str, root: str, timeout_s: float | None, up_to_date: bool) -> dict[str, Any]:
-    logger = get_run_logger()
-    if up_to_date:
-        logger.info("%s: up to date (dvc status: unchanged, and so is everything upstream)", stage)
-        return StageRun(stage=stage, ran=False, seconds=0.0, outs=locked_outs(root, stage)).to_dict()
-    run = repro_stage(root, stage, single_item=True, timeout_s=timeout_s, on_line=logger.info)
-    logger.info("%s: %s in %.1f s", stage, "ran" if run.ran else "up to date (skipped by DVC)", run.seconds)
-    return run.to_dict()
-
-
 @task(retries=DEFAULT_RETRIES, retry_delay_seconds=exponential_backoff(backoff_factor=10), cache_policy=NO_CACHE)
-def pipeline_status(root: str = ".", stages: tuple[str, ...] = STAGES) -> list[str]:
+def pipeline_status(root: str = ".", stages: tuple[str, ...] | None = None) -> list[str]:
     """The stages that may need to run, asking DVC once (``dvc status``) instead of once per stage.
 
     A stage can be skipped without running ``dvc repro`` only when DVC reports neither it nor
     any stage before it as changed: a rerun upstream stage may change its inputs. So the result
     is every stage from the first changed one on; anything ``dvc status`` reports that is not a
     stage of the list (a changed ``.dvc`` file, for one) makes every stage a candidate.
+    ``stages`` defaults to every stage of dvc.yaml.
     """
+    stages = pipeline_stages(root) if stages is None else tuple(stages)
     if not (Path(root) / "dvc.lock").is_file():
         return list(stages)  # DVC has run no stage here yet: each is new to it
     changed = set(stale_stages(root))
@@ -104,70 +129,6 @@ def pipeline_status(root: str = ".", stages: tuple[str, ...] = STAGES) -> list[s
         return list(stages)
     first = next((index for index, stage in enumerate(stages) if stage in changed), len(stages))
     return list(stages[first:])
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A small JSON file written by a stage, or {} when the stage has not written it."""
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-@_stage_task
-def prepare(
-    root: str = ".", timeout_s: float | None = DEFAULT_TIMEOUTS_S["prepare"], up_to_date: bool = False
-) -> dict[str, Any]:
-    """Validate the raw data and write the train/val/test splits (``dvc repro -s prepare``)."""
-    return _repro("prepare", root, timeout_s, up_to_date)
-
-
-@_stage_task
-def fit_encoder(
-    root: str = ".", timeout_s: float | None = DEFAULT_TIMEOUTS_S["fit_encoder"], up_to_date: bool = False
-) -> dict[str, Any]:
-    """Fit the feature encoder on the train split (``dvc repro -s fit_encoder``)."""
-    return _repro("fit_encoder", root, timeout_s, up_to_date)
-
-
-@_stage_task
-def train(
-    root: str = ".", timeout_s: float | None = DEFAULT_TIMEOUTS_S["train"], up_to_date: bool = False
-) -> dict[str, Any]:
-    """Train the model (``dvc repro -s train``); a retry resumes from the last checkpoint.
-
-    Returns the stage summary plus ``metrics``: the content of metrics/train.json.
-    """
-    summary = _repro("train", root, timeout_s, up_to_date)
-    summary["metrics"] = read_json(ProjectPaths(Path(root)).metrics / "train.json")
-    return summary
-
-
-@_stage_task
-def evaluate(
-    root: str = ".", timeout_s: float | None = DEFAULT_TIMEOUTS_S["evaluate"], up_to_date: bool = False
-) -> dict[str, Any]:
-    """Compute val and test metrics with the best model (``dvc repro -s evaluate``).
-
-    Returns the stage summary plus ``metrics``: the content of metrics/eval.json.
-    """
-    summary = _repro("evaluate", root, timeout_s, up_to_date)
-    summary["metrics"] = read_json(ProjectPaths(Path(root)).metrics / "eval.json")
-    return summary
-
-
-@_stage_task
-def package(
-    root: str = ".", timeout_s: float | None = DEFAULT_TIMEOUTS_S["package"], up_to_date: bool = False
-) -> dict[str, Any]:
-    """Build the result package and its manifest (``dvc repro -s package``)."""
-    return _repro("package", root, timeout_s, up_to_date)
-
-
-STAGE_TASKS: dict[str, Task[..., dict[str, Any]]] = {
-    "prepare": prepare,
-    "fit_encoder": fit_encoder,
-    "train": train,
-    "evaluate": evaluate,
-    "package": package,
-}
 
 
 @task(
@@ -186,6 +147,7 @@ def upload(root: str = ".") -> dict[str, Any]:
     from the standard AWS chain and are never logged.
     """
     from trainflow.config import load_config
+    from trainflow.paths import ProjectPaths
     from trainflow.storage.upload import upload_results
 
     paths = ProjectPaths(Path(root).resolve())

@@ -100,7 +100,7 @@ def test_ctrl_c_in_the_caller_of_run_command_reaches_the_command_as_sigint(tmp_p
     import signal
     import threading
 
-    from tasks.process import run_command
+    from trainflow.training.supervisor import run_command
 
     marker = tmp_path / "saved"
 

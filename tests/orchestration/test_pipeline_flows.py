@@ -13,7 +13,6 @@ import pytest
 
 from flows.retrain import RetrainRejected, retrain
 from flows.training_pipeline import training_pipeline
-from tasks.stages import STAGES
 from tests.fixtures.s3 import s3_client
 from tests.orchestration.projects import pipeline_project
 from tests.orchestration.test_process import wait_gone
@@ -23,6 +22,9 @@ from trainflow.storage.manifest import verify_manifest
 from trainflow.training.checkpoint import parse_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
+
+#: The default pipeline's stages in the order the flow runs them (tasks.dvc reads them from dvc.yaml).
+STAGES = ("prepare", "fit_encoder", "train", "evaluate", "package")
 
 
 def ran(result: dict[str, Any]) -> dict[str, bool]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.process import CommandFailed, CommandTimeout, run_command
+from trainflow.training.supervisor import CommandFailed, CommandTimeout, run_command
 
 # A process tree like a stage's: a child that ignores SIGTERM (as a busy torchrun worker may),
 # its PID written to a file, and a parent that waits for it.

@@ -28,9 +28,9 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
 from flows.serve import DEPLOYMENT_NAME
-from tasks.process import terminate_group
 from tests.fixtures.prefect import prefect_env
 from tests.orchestration.projects import env, pipeline_project, run
+from trainflow.training.supervisor import Supervised
 
 pytestmark = pytest.mark.e2e
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -48,7 +48,7 @@ def scheduled_runs(client: SyncPrefectClient, deployment_id: UUID) -> list[FlowR
     )
 
 
-def wait_for_scheduled_runs(client: SyncPrefectClient, deployment_id: UUID, alive: subprocess.Popen | None = None):
+def wait_for_scheduled_runs(client: SyncPrefectClient, deployment_id: UUID, alive: Supervised | None = None):
     """Poll the API until the scheduler has created Scheduled runs of the deployment; return them."""
     deadline = time.monotonic() + _SCHEDULER_DEADLINE_S
     while not (runs := scheduled_runs(client, deployment_id)):
@@ -80,12 +80,11 @@ def test_make_serve_gets_nightly_runs_from_the_scheduler(tmp_path: Path, prefect
     log = tmp_path / "serve.log"
     name = f"{DEPLOYMENT_NAME}-scheduler-test"
     with open(log, "wb") as output:
-        process = subprocess.Popen(
+        process = Supervised(
             [sys.executable, "-m", "flows.serve", "--root", str(tmp_path), "--no-remote", "--name", name],
             env={**env(), **prefect_env(prefect_api, tmp_path / "home")},
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
     try:
         with get_client(sync_client=True) as client:
@@ -101,4 +100,4 @@ def test_make_serve_gets_nightly_runs_from_the_scheduler(tmp_path: Path, prefect
             runs = wait_for_scheduled_runs(client, deployment.id, alive=process)
         assert_nightly(runs)
     finally:
-        terminate_group(process, grace_s=10.0)
+        process.stop(grace_s=10.0)

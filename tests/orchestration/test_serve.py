@@ -12,9 +12,9 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from flows.serve import DEPLOYMENT_NAME, NIGHTLY_CRON, TIMEZONE
-from tasks.process import terminate_group
 from tests.fixtures.prefect import prefect_env
 from tests.orchestration.projects import env
+from trainflow.training.supervisor import Supervised
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +22,11 @@ pytestmark = pytest.mark.e2e
 def test_serve_registers_the_nightly_schedule(tmp_path: Path, prefect_api: str) -> None:
     log = tmp_path / "serve.log"
     with open(log, "wb") as output:
-        process = subprocess.Popen(
+        process = Supervised(
             [sys.executable, "-m", "flows.serve", "--root", str(tmp_path), "--no-remote"],
             env={**env(), **prefect_env(prefect_api, tmp_path / "home")},
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
     try:
         deployment = None
@@ -41,4 +40,4 @@ def test_serve_registers_the_nightly_schedule(tmp_path: Path, prefect_api: str) 
         assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [(NIGHTLY_CRON, TIMEZONE)]
         assert deployment.parameters == {"root": str(tmp_path), "baseline": "HEAD", "require_remote": False}
     finally:
-        terminate_group(process, grace_s=10.0)
+        process.stop(grace_s=10.0)

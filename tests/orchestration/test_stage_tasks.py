@@ -10,7 +10,7 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 
-from tasks.stages import pipeline_status, train
+from tasks.stages import pipeline_status, stage_task
 from tests.orchestration.projects import run, toy_project
 from tests.orchestration.test_process import read_pids, wait_gone
 
@@ -24,7 +24,7 @@ HANG = """(echo $BASHPID >> pids; sleep 300) & (echo $BASHPID >> pids; sleep 300
 def run_train(root: Path, **options: Any) -> Any:
     @flow(name="stage-under-test")
     def one_stage(root: str, timeout_s: float | None) -> dict[str, Any]:
-        return train.with_options(retry_delay_seconds=0, **options)(root=root, timeout_s=timeout_s)
+        return stage_task("train").with_options(retry_delay_seconds=0, **options)(root=root, timeout_s=timeout_s)
 
     return one_stage
 

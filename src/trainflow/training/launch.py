@@ -20,8 +20,9 @@ running batch and the job saves that position, as a single process does. The lau
 the job (a grace period at most), drops torchrun's own shutdown log and traceback, and fails
 with the workers' one-line advice and exit code 130. A second Ctrl-C, SIGTERM or SIGHUP stops
 the job at once (SIGTERM to torchrun, which stops its workers), and after a grace period kills
-whatever is left. Every process of the job carries a launch token in its
-environment, so leftovers are found even after their parents are gone; torchrun itself dies
+whatever is left. torchrun is started by the project's one process supervisor
+(:class:`trainflow.training.supervisor.Supervised`): every process of the job carries its
+launch token, so leftovers are found even after their parents are gone; torchrun itself dies
 with this launcher (Linux's parent-death signal) and the workers with torchrun. The job's exit
 code is the launcher's: 0 on success, torchrun's code on a failed worker (whose error and
 traceback torchrun prints, recorded by ``@record`` on the worker's entry point).
@@ -39,22 +40,26 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import yaml
 
 from trainflow.errors import TrainflowError
-from trainflow.training.distributed import NODE_RANK_ENV, die_with_parent, under_torchrun
+from trainflow.training.distributed import NODE_RANK_ENV, under_torchrun
+from trainflow.training.supervisor import (  # the names are also this module's, as before
+    LAUNCH_TOKEN_ENV,  # noqa: F401
+    Supervised,
+    kill_leftovers,
+    processes_with_env,  # noqa: F401
+)
 
 if TYPE_CHECKING:
     from trainflow.config import Config, DistributedConfig
     from trainflow.paths import ProjectPaths
 
-LAUNCH_TOKEN_ENV = "TRAINFLOW_LAUNCH_TOKEN"
 SHUTDOWN_TIMEOUT_S = 15  # torchrun's wait between SIGTERM and SIGKILL of its workers
 GRACE_S = SHUTDOWN_TIMEOUT_S + 10.0  # this launcher's wait for torchrun before killing everything
 # torchrun's c10d rendezvous shares its store with the workers by default, and then a restarted
@@ -167,16 +172,10 @@ def run_torchrun(
     module docstring) and a :class:`DistributedRunError` (KeyboardInterrupt for Ctrl-C) is
     raised. However the job ends, no process of it is left running when this returns.
     """
-    token = uuid.uuid4().hex
-    full_env = {**os.environ, **RESTART_SAFE_ENV, **(env or {}), LAUNCH_TOKEN_ENV: token}
-    process = subprocess.Popen(
-        list(command),
-        env=full_env,
-        cwd=cwd,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+    job = Supervised(
+        command, env={**os.environ, **RESTART_SAFE_ENV, **(env or {})}, cwd=cwd, stdin=None, stderr=subprocess.PIPE
     )
+    process, token = job.process, job.token
     stderr = _StderrFilter()
     pump = threading.Thread(target=stderr.pump, args=(process,), daemon=True)
     pump.start()
@@ -195,13 +194,13 @@ def run_torchrun(
             raise DistributedRunError(
                 f"distributed training interrupted; not stopped within {grace_s:g}s, killed", 130
             ) from None
-        _stop(process, token, grace_s)
+        job.stop(grace_s)
         raise DistributedRunError(f"distributed training did not finish within {timeout_s:g}s; stopped", 124) from None
     except _Stopped as stop:
-        _stop(process, token, grace_s)
+        job.stop(grace_s)
         raise DistributedRunError(f"distributed training stopped by {stop}", 128 + stop.signum) from None
     except BaseException:  # KeyboardInterrupt, or anything else: never leave the job behind
-        _stop(process, token, grace_s)
+        job.stop(grace_s)
         raise
     finally:
         kill_leftovers(token)
@@ -315,50 +314,6 @@ def _signals_raise_stopped() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _stop(process: subprocess.Popen[Any], token: str, grace_s: float) -> None:
-    """SIGTERM to torchrun (it stops its workers); after ``grace_s`` SIGKILL to everything left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        kill_leftovers(token)
-        process.wait()
-
-
-def processes_with_env(name: str, value: str) -> list[int]:
-    """PIDs of the live processes (zombies left out) whose environment holds ``name=value``."""
-    needle = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:  # gone, or not ours
-            continue
-        if state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def kill_leftovers(token: str, rounds: int = 50) -> None:
-    """SIGKILL every process of the job with ``token`` until none is left (children that are
-    forked while their parent is being killed are caught by the next round)."""
-    if not Path("/proc").is_dir():
-        return
-    for _ in range(rounds):
-        pids = processes_with_env(LAUNCH_TOKEN_ENV, token)
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,15 @@ def probability_column(label: Any) -> str:
     return f"prob_{label}"
 
 
+def _validated(frame: pd.DataFrame, schema: Any, source: str, locate: Locate) -> pd.DataFrame:
+    """``frame`` validated by ``schema``; the prepare stage's failure report, as one line."""
+    try:
+        return validate(frame, schema, source, locate=locate)
+    except DataError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise DataError(lines[0] + (": " + "; ".join(lines[1:]) if len(lines) > 1 else "")) from None
+
+
 @dataclass
 class Predictor:
     """Scores raw feature tables with a trained model and its fitted encoder.
@@ -94,7 +103,7 @@ class Predictor:
         """
         label = self.info.label_column
         given = frame.drop(columns=[label]) if label in frame.columns else frame
-        validated = cast_integers(validate(given, self._schema, source, locate=locate), self._schema)
+        validated = cast_integers(_validated(given, self._schema, source, locate), self._schema)
         return validated.loc[:, self._features].to_numpy(dtype=np.float32)
 
     def targets(self, frame: pd.DataFrame, source: str = "input", locate: Locate = row_number) -> np.ndarray:
@@ -103,7 +112,7 @@ class Predictor:
         if label not in frame.columns:
             raise DataError(f"{source}: no label column {label!r}; --score needs it (or leave out --score)")
         schema = label_schema(self.inputs)
-        column = validate(frame[[label]], schema, source, locate=locate)[label]
+        column = _validated(frame[[label]], schema, source, locate)[label]
         if self.task == "regression":
             return column.to_numpy(dtype=np.float32)
         classes = self.classes

@@ -70,16 +70,9 @@ def _check_columns(columns: list[str], predictor: Predictor, source: str, score:
     missing = [name for name in features if name not in columns]
     extra = [name for name in columns if name not in features and name != label]
     if missing or extra:
-        what = "; ".join(
-            part
-            for part in (
-                f"missing column(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}" if missing else "",
-                f"unexpected column(s) {', '.join(map(str, extra[:5]))}{' ...' if len(extra) > 5 else ''}"
-                if extra
-                else "",
-            )
-            if part
-        )
+        parts = [f"missing column(s) {_some(missing)}"] if missing else []
+        parts += [f"unexpected column(s) {_some(extra)}"] if extra else []
+        what = "; ".join(parts)
         raise DataError(
             f"{source}: {what}; the model takes the {len(features)} columns {features[0]}..{features[-1]}"
             f" (the label column {label!r} may be present)"
@@ -87,6 +80,11 @@ def _check_columns(columns: list[str], predictor: Predictor, source: str, score:
     if score and label not in columns:
         raise DataError(f"{source}: no label column {label!r}; --score needs it (or leave out --score)")
     return [*features, *([label] if score else [])]
+
+
+def _some(names: list[Any], shown: int = 5) -> str:
+    """The first ``shown`` names, then ``...`` when there are more."""
+    return ", ".join(map(str, names[:shown])) + (" ..." if len(names) > shown else "")
 
 
 def _open_text(path: Path, mode: str = "r") -> Any:
@@ -113,7 +111,7 @@ def _csv_layout(path: Path, predictor: Predictor, source: str) -> tuple[str, lis
     if any(name in features for name in first):
         return delimiter, None
     try:
-        [float(value) for value in first]
+        [float(value) for value in first[: len(features)]]  # a label after the features may be a name
     except ValueError:
         return delimiter, None  # a header naming other columns: _check_columns reports them
     if len(first) == len(features):

@@ -1,12 +1,15 @@
-"""The `trainflow` command: help, config show, and one-line errors without tracebacks."""
+"""The `trainflow` command: help, config show and validate, one-line errors without tracebacks,
+and which commands stay free of torch."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +77,69 @@ def test_data_error_exits_nonzero_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "digits.csv.gz" in result.stderr
     assert not (tmp_path / "data" / "prepared").exists()
+
+
+def test_the_stage_commands_are_the_stages_of_dvc_yaml() -> None:
+    from trainflow.cli import STAGES
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert {spec["cmd"].split()[1] for spec in stages.values()} == set(STAGES)
+    help_text = trainflow("--help").stdout
+    assert all(command in help_text for command in STAGES)
+
+
+def test_an_error_in_an_overridden_key_names_the_override(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("train:\n  max_epochs: 0\n  batch_size: 8\n")
+    from_file = trainflow("config", "validate", cwd=tmp_path)
+    assert_one_line_error(from_file, 2, "error: params.yaml: train.max_epochs: ", "greater than or equal to 1")
+    overridden = trainflow("config", "validate", "train.max_epochs=2", "train.batch_size=0", cwd=tmp_path)
+    assert_one_line_error(overridden, 2, "error: override train.batch_size=0: train.batch_size: ")
+    assert "params.yaml" not in overridden.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["train.device=cpu", "train.precision=fp16"], ["train.precision: fp16 needs a CUDA device", "on cpu"]),
+        (
+            ["metrics=[mae]"],
+            ["override metrics=[mae]: metrics: 'mae' is a regression metric", "valid for classification"],
+        ),
+        (["loss.name=huber"], ["loss.name: 'huber' is a regression loss but the data set is classification"]),
+        (["train.checkpoint.monitor=val/r2"], ["train.checkpoint.monitor: 'val/r2' is not computed by this run"]),
+        (["train.early_stopping.monitor=val/mae"], ["train.early_stopping.monitor: 'val/mae' is not computed"]),
+    ],
+)
+def test_config_validate_rejects_what_a_stage_would_reject(overrides: list[str], needles: list[str]) -> None:
+    assert_one_line_error(trainflow("config", "validate", *overrides), 2, *needles)
+
+
+def test_config_validate_accepts_the_default_experiment() -> None:
+    result = trainflow("config", "validate")
+    assert result.returncode == 0, result.stderr
+    assert "valid (experiment " in result.stdout
+
+
+def imported_modules(*args: str, cwd: Path) -> set[str]:
+    """The top-level modules ``trainflow ARGS`` imports, from ``python -X importtime``."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "trainflow.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_validating_and_the_data_stages_import_no_torch(tmp_path: Path) -> None:
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    shutil.copy(REPO / "data" / "raw" / "digits.csv.gz", tmp_path / "data" / "raw")
+    shutil.copy(REPO / "params.yaml", tmp_path)
+    for command in (["config", "show"], ["config", "validate"], ["prepare"], ["fit-encoder"]):
+        modules = imported_modules(*command, cwd=tmp_path)
+        assert "trainflow.config" in modules  # the log is real: it names what was imported
+        heavy = sorted(modules & {"torch", "torchmetrics", "tensorboardX", "matplotlib"})
+        assert not heavy, f"trainflow {' '.join(command)} imports {heavy}"
+    assert (tmp_path / "data" / "encoders" / "encoder.json").is_file()

@@ -65,21 +65,30 @@ def test_second_repro_is_a_no_op(pipeline: tuple[Path, str]) -> None:
     assert "up to date" in result.stdout
 
 
-def test_dvc_yaml_lists_every_source_file_a_stage_imports(pipeline: tuple[Path, str]) -> None:
+def source_files(project: Path, dep: str) -> set[str]:
+    """The Python files a dvc.yaml dep covers (a file, or every file under a folder), but
+    ``__init__.py``: a package's (empty) init is loaded with any of its modules."""
+    path = project / dep
+    files = {dep} if path.is_file() else {file.relative_to(project).as_posix() for file in path.rglob("*.py")}
+    return {file for file in files if not file.endswith("__init__.py")}
+
+
+def test_dvc_yaml_lists_exactly_the_source_files_a_stage_imports(pipeline: tuple[Path, str]) -> None:
+    """Both ways: a stage imports no file its deps miss (DVC would not re-run it when that file
+    changes), and lists none it does not import (DVC would re-run it for nothing)."""
     project, _ = pipeline
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     commands = {spec["cmd"].split()[1]: name for name, spec in stages.items()}
     logged = [json.loads(line) for line in (project.parent / "imports.jsonl").read_text().splitlines()]
     assert {entry["command"] for entry in logged} == set(commands)
     for entry in logged:
-        deps = stages[commands[entry["command"]]]["deps"]
-        missing = [
-            file
-            for file in entry["files"]
-            if not any(file == dep or file.startswith(dep.rstrip("/") + "/") for dep in deps)
-            and not file.endswith("__init__.py")
-        ]
-        assert not missing, f"stage {commands[entry['command']]} imports files dvc.yaml does not list: {missing}"
+        stage = commands[entry["command"]]
+        sources = [dep for dep in stages[stage]["deps"] if dep.startswith("src/")]
+        listed = set().union(*(source_files(project, dep) for dep in sources))
+        loaded = {file for file in entry["files"] if not file.endswith("__init__.py")}
+        assert not loaded - listed, f"stage {stage} imports files dvc.yaml does not list: {sorted(loaded - listed)}"
+        assert not listed - loaded, f"stage {stage} lists files it never imports: {sorted(listed - loaded)}"
+        assert all(source_files(project, dep) for dep in sources), f"stage {stage} lists a dep with no source file"
 
 
 def test_dvc_plots_show_draws_only_the_declared_plots_with_axis_titles(pipeline: tuple[Path, str]) -> None:

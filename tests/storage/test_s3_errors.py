@@ -5,7 +5,7 @@ from __future__ import annotations
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from trainflow.storage.s3_errors import display_endpoint, redact, translate
+from trainflow.storage.s3_errors import CHECK_BUCKET, display_endpoint, redact, translate
 
 WHERE = "s3://bucket/team/exp/model/best.pt"
 
@@ -52,9 +52,14 @@ def test_specific_codes() -> None:
     assert "credentials were rejected (SignatureDoesNotMatch)" in _translate(_client_error("SignatureDoesNotMatch"))
     assert "access denied (AccessDenied) to upload" in _translate(_client_error("AccessDenied", status=403))
     assert "bucket does not exist" in _translate(
-        _client_error("404", status=404, operation="HeadBucket"), "check the bucket"
+        _client_error("404", status=404, operation="ListObjectsV2"), CHECK_BUCKET
     )
-    assert "bucket does not exist" not in _translate(_client_error("404", status=404, operation="HeadObject"), "verify")
+    assert "bucket does not exist" not in _translate(
+        _client_error("404", status=404, operation="HeadObject"), "download"
+    )
+    assert _translate(_client_error("BadDigest", status=400)) == (
+        f"{WHERE}: S3 refused the object (BadDigest): its bytes do not match their checksum; re-run"
+    )
 
 
 def test_connection_errors_name_the_endpoint_and_attempts() -> None:

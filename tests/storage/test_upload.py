@@ -5,21 +5,29 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fixtures.s3 import s3_client, write_sample_package
 from trainflow.errors import StorageError
-from trainflow.storage.manifest import MANIFEST_NAME, file_entry, sha256_file
+from trainflow.storage import download_package
+from trainflow.storage.manifest import MANIFEST_NAME, file_entry, sha256_file, verify_manifest
 from trainflow.storage.stores import LocalStore
 from trainflow.storage.upload import UploadReport, upload_files, upload_order, upload_results
-from trainflow.storage.verify import download_package, verify_upload
 
 EXP = "0123abcd4567"
 
 
 def _hashes(files: dict[str, Path]) -> dict[str, str]:
     return {key: sha256_file(path) for key, path in files.items()}
+
+
+def _verified_copy(target: str, dest: Path, experiment: str = EXP) -> Path:
+    """Download ``<target>/<experiment>/`` (every file checked against the manifest's sha256)."""
+    folder = download_package(f"{target}/{experiment}/", dest)
+    assert verify_manifest(folder) == []
+    return folder
 
 
 @pytest.fixture(params=["s3", "file"])
@@ -45,11 +53,8 @@ def test_upload_then_download_verifies(target: str, tmp_path: Path) -> None:
     assert report.manifest["note"] == "nightly"
     assert report.manifest["files"] == {key: file_entry(path) for key, path in files.items()}
     assert json.loads(json.dumps(report.to_dict())) == report.to_dict()
-    assert verify_upload(target, EXP) == []
-    assert verify_upload(target, EXP, deep=True) == []
 
-    manifest = download_package(target, EXP, tmp_path / "download")
-    assert manifest == report.manifest
+    _verified_copy(target, tmp_path / "download")
     for key, path in files.items():
         assert sha256_file(tmp_path / "download" / key) == before[key] == sha256_file(path)
     assert json.loads((tmp_path / "download" / MANIFEST_NAME).read_text()) == report.manifest
@@ -69,7 +74,7 @@ def test_second_upload_uploads_nothing(target: str, tmp_path: Path) -> None:
     again = upload_files(files, target, EXP)
     assert again.uploaded == []
     assert again.skipped == sorted([*files, MANIFEST_NAME])
-    assert verify_upload(target, EXP, deep=True) == []
+    _verified_copy(target, tmp_path / "download")
 
 
 def test_a_modified_file_is_the_only_one_uploaded_again(target: str, tmp_path: Path) -> None:
@@ -82,8 +87,7 @@ def test_a_modified_file_is_the_only_one_uploaded_again(target: str, tmp_path: P
     assert second.uploaded == ["results/metrics.json", MANIFEST_NAME]
     assert MANIFEST_NAME not in second.skipped and len(second.skipped) == len(files) - 1
     assert second.manifest["files"]["results/metrics.json"] != first.manifest["files"]["results/metrics.json"]
-    assert verify_upload(target, EXP, deep=True) == []
-    download_package(target, EXP, tmp_path / "download")
+    _verified_copy(target, tmp_path / "download")
     assert (tmp_path / "download" / "results/metrics.json").read_text() == '{"test": {"accuracy": 0.99}}\n'
 
 
@@ -91,10 +95,11 @@ def test_an_object_missing_at_the_target_is_uploaded_again(s3_bucket: str, tmp_p
     files = write_sample_package(tmp_path)
     upload_files(files, f"s3://{s3_bucket}", EXP)
     s3_client(os.environ["AWS_ENDPOINT_URL"]).delete_object(Bucket=s3_bucket, Key=f"{EXP}/model/best.pt")
-    assert verify_upload(f"s3://{s3_bucket}", EXP) == ["model/best.pt: missing"]
+    with pytest.raises(StorageError, match=rf"{EXP}/model/best\.pt: missing"):
+        _verified_copy(f"s3://{s3_bucket}", tmp_path / "download")
     report = upload_files(files, f"s3://{s3_bucket}", EXP)
     assert report.uploaded == ["model/best.pt", MANIFEST_NAME]
-    assert verify_upload(f"s3://{s3_bucket}", EXP, deep=True) == []
+    _verified_copy(f"s3://{s3_bucket}", tmp_path / "download")
 
 
 class RecordingStore(LocalStore):
@@ -104,12 +109,12 @@ class RecordingStore(LocalStore):
         super().__init__(root)
         self.events: list[tuple[str, str, bool]] = []  # (operation, key, manifest present at that time)
 
-    def put_file(self, local_path: Path, key: str, sha256: str) -> None:
-        self.events.append(("put", key, self.stat(f"{EXP}/{MANIFEST_NAME}") is not None))
-        super().put_file(local_path, key, sha256)
+    def put(self, local_path: Path, key: str, entry: dict[str, Any]) -> None:
+        self.events.append(("put", key, self.sha256(f"{EXP}/{MANIFEST_NAME}") is not None))
+        super().put(local_path, key, entry)
 
     def delete(self, key: str) -> None:
-        self.events.append(("delete", key, self.stat(f"{EXP}/{MANIFEST_NAME}") is not None))
+        self.events.append(("delete", key, self.sha256(f"{EXP}/{MANIFEST_NAME}") is not None))
         super().delete(key)
 
 
@@ -144,14 +149,13 @@ def test_interrupted_upload_leaves_no_manifest_and_a_rerun_completes_it(target: 
 
     with pytest.raises(KeyboardInterrupt):
         upload_files(files, target, EXP, on_uploaded=interrupt_after_three)
-    assert verify_upload(target, EXP) == [f"{MANIFEST_NAME}: missing (the upload is incomplete; re-run it)"]
     with pytest.raises(StorageError, match=r"no manifest\.json; the upload is incomplete"):
-        download_package(target, EXP, tmp_path / "download")
+        download_package(f"{target}/{EXP}/", tmp_path / "download")
 
     report = upload_files(files, target, EXP)
     assert set(done) <= set(report.skipped)
     assert sorted(report.uploaded + report.skipped) == sorted([*files, MANIFEST_NAME])
-    assert verify_upload(target, EXP, deep=True) == []
+    _verified_copy(target, tmp_path / "download")
     assert _hashes(files) == before
 
 
@@ -170,7 +174,7 @@ def test_upload_results_uploads_the_package_model_config_and_lock(s3_bucket: str
     assert "results/manifest.json" in report.uploaded  # the package's own manifest travels with it
     assert report.manifest["experiment_id"] == eid
     assert "trainflow_version" in report.manifest
-    assert verify_upload(config.upload.target, eid, deep=True) == []
+    _verified_copy(config.upload.target, tmp_path / "download", eid)
     assert upload_results(config, ProjectPaths(tmp_path)).uploaded == []
 
 
@@ -213,4 +217,4 @@ def test_upload_files_rejects_bad_arguments(tmp_path: Path) -> None:
         upload_files(files, target, EXP, {"files": {}})
     with pytest.raises(StorageError, match=r"nope\.bin: file not found; nothing was uploaded"):
         upload_files({"nope.bin": tmp_path / "nope.bin"}, target, EXP)
-    assert LocalStore(tmp_path / "uploads").list() == []
+    assert LocalStore(tmp_path / "uploads").sizes() == {}

@@ -67,7 +67,7 @@ def test_an_interrupted_upload_leaves_no_package_manifest_beside_missing_files(
 
     with pytest.raises(KeyboardInterrupt):
         upload_files(files, "s3://unused", EXP, store=store, on_uploaded=stop_at_the_first_result_file)
-    keys = store.list(f"{EXP}/")
+    keys = store.sizes(f"{EXP}/")
     assert f"{EXP}/results/manifest.json" not in keys
     assert f"{EXP}/{MANIFEST_NAME}" not in keys
 
@@ -88,7 +88,7 @@ def test_a_stale_package_manifest_is_removed_before_its_files_change(
     with pytest.raises(KeyboardInterrupt):
         upload_files(files, "s3://unused", EXP, store=store, on_uploaded=stop_after_the_first)
     assert puts == [f"{EXP}/results/metrics.json"]
-    assert f"{EXP}/results/manifest.json" not in store.list(f"{EXP}/")  # the old one described the old metrics
+    assert f"{EXP}/results/manifest.json" not in store.sizes(f"{EXP}/")  # the old one described the old metrics
 
     report = upload_files(files, "s3://unused", EXP, store=store)
     assert report.uploaded == ["results/manifest.json", MANIFEST_NAME]
@@ -151,7 +151,7 @@ def test_cli_says_where_an_outside_file_target_resolves(tmp_path: Path, capsys: 
 
 def test_malformed_bucket_name_error_keeps_botocores_reason(s3_server: str) -> None:
     with pytest.raises(StorageError) as error:
-        open_store("s3://bad_bucket!/runs").check()
+        open_store("s3://bad_bucket!/runs").sizes()
     message = str(error.value)
     assert "\n" not in message
     assert "Parameter validation failed: Invalid bucket name" in message

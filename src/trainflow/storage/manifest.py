@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainflow.errors import StorageError
 from trainflow.io import atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
 _CHUNK = 1 << 20
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256_file(path: Path) -> str:
@@ -29,6 +32,12 @@ def sha256_file(path: Path) -> str:
 def file_entry(path: Path) -> dict[str, Any]:
     """``{"sha256": ..., "size": ...}`` of one file: what a manifest records about it."""
     return {"sha256": sha256_file(path), "size": Path(path).stat().st_size}
+
+
+def is_clean_name(name: object) -> bool:
+    """Whether ``name`` is a plain relative POSIX path (no leading ``/``, no ``\\``, no ``.``,
+    ``..`` or empty parts): the only names a manifest may list and a store may hold."""
+    return isinstance(name, str) and "\\" not in name and all(part not in ("", ".", "..") for part in name.split("/"))
 
 
 def build_manifest(folder: Path, **extra: Any) -> dict[str, Any]:
@@ -53,6 +62,25 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     """The canonical ``manifest.json`` bytes (the format :func:`write_manifest` writes): equal
     manifests give equal bytes, so an unchanged manifest has an unchanged sha256."""
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """The manifest in ``data`` (read from ``where``), checked before any file it lists is touched:
+    a ``files`` mapping of clean relative names (see :func:`is_clean_name`) to a sha256 and a size.
+    Anything else is a one-line :class:`StorageError` naming ``where`` and the entry."""
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        raise StorageError(f"{where}: not valid JSON; re-run the upload") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise StorageError(f"{where}: not a manifest (no 'files' mapping); re-run the upload")
+    for name, entry in manifest["files"].items():
+        if not is_clean_name(name) or name == MANIFEST_NAME:
+            raise StorageError(f"{where}: refusing entry {name!r}: not a plain relative path inside the package")
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if not (isinstance(size, int) and size >= 0 and _SHA256.match(str(entry.get("sha256")))):
+            raise StorageError(f"{where}: entry {name!r} needs a hex 'sha256' and a 'size' in bytes")
+    return manifest
 
 
 def write_manifest(folder: Path, **extra: Any) -> dict[str, Any]:

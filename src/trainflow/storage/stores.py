@@ -1,29 +1,25 @@
-"""Artifact stores: where result packages are uploaded, a local folder or an S3 bucket.
+"""Where result packages go: a local folder (through fsspec) or an S3 bucket (:class:`S3Store`).
 
-Both kinds answer the same few questions (:class:`ArtifactStore`), so uploading, skipping
-what is already there and verifying work the same way against ``file://`` and ``s3://``
-targets. :func:`open_store` turns an ``upload.target`` string into a store.
+Both kinds answer the same five calls (:class:`ArtifactStore`), so uploading, skipping what is
+already there and downloading work the same way against ``file://`` and ``s3://`` targets.
+:func:`open_store` turns an ``upload.target`` or a package URL into a store.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
+import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import IO, Any, Protocol
 
-from trainflow.errors import StorageError
+from trainflow.errors import StorageError, TrainflowError
 from trainflow.io import atomic_write
-from trainflow.storage.keys import check_key
-from trainflow.storage.manifest import file_entry
 from trainflow.storage.s3 import S3Store
-from trainflow.storage.s3_config import S3Settings
 
-__all__ = ["ArtifactStore", "LocalStore", "S3Settings", "S3Store", "open_store"]
+__all__ = ["ArtifactStore", "LocalStore", "S3Store", "open_store"]
+_CHUNK = 1 << 20
 
 
-@runtime_checkable
 class ArtifactStore(Protocol):
     """Objects addressed by keys (relative POSIX paths). Failures raise :class:`StorageError`."""
 
@@ -31,24 +27,21 @@ class ArtifactStore(Protocol):
         """Where ``key`` lives, as a ``file://`` or ``s3://`` URL (the store's root for ``""``)."""
         ...
 
-    def check(self) -> None:
-        """Raise a clear StorageError now if the store cannot be used (missing bucket, no access, ...)."""
+    def sizes(self, prefix: str = "") -> dict[str, int]:
+        """``{key: size}`` of every object whose key starts with ``prefix``."""
         ...
 
-    def stat(self, key: str) -> tuple[int, str | None] | None:
-        """``(size, sha256 hex or None if unknown)`` of the object, or None if there is none."""
+    def sha256(self, key: str) -> str | None:
+        """The object's sha256 as the store knows it, or None if there is no such object."""
         ...
 
-    def put_file(self, local_path: Path, key: str, sha256: str) -> None:
-        """Store ``local_path``, whose content hashes to ``sha256``, as ``key``; verify it once written."""
+    def put(self, local_path: Path, key: str, entry: dict[str, Any]) -> None:
+        """Store ``local_path`` as ``key``, whole or not at all, refusing bytes that do not match
+        ``entry`` (its manifest entry: ``sha256`` and ``size``)."""
         ...
 
-    def get_file(self, key: str, local_path: Path) -> None:
-        """Copy the object to ``local_path``, atomically."""
-        ...
-
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys starting with ``prefix``, sorted."""
+    def read(self, key: str) -> Iterator[bytes] | None:
+        """The object's bytes in chunks, or None if there is no such object."""
         ...
 
     def delete(self, key: str) -> None:
@@ -57,10 +50,13 @@ class ArtifactStore(Protocol):
 
 
 class LocalStore:
-    """Objects as files below ``root`` (created on first use). Writes are atomic (temp file + rename)."""
+    """Objects as files below ``root``, through fsspec's local file system. Writes are atomic."""
 
     def __init__(self, root: Path) -> None:
+        import fsspec
+
         self.root = Path(root).expanduser().absolute()
+        self.fs = fsspec.filesystem("file")
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -68,65 +64,63 @@ class LocalStore:
     def url(self, key: str = "") -> str:
         return (self.root / key).as_uri() if key else self.root.as_uri()
 
-    def check(self) -> None:
+    def sizes(self, prefix: str = "") -> dict[str, int]:
+        folder = self.root / prefix.rpartition("/")[0]
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            found = self.fs.find(str(folder), detail=True) if folder.is_dir() else {}
         except OSError as error:
-            raise self._error("", "cannot create the folder", error) from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise StorageError(f"{self.url()}: folder is not writable; choose another upload.target")
+            raise self._error("", "cannot list", error) from None
+        keys = {Path(path).relative_to(self.root).as_posix(): info["size"] for path, info in found.items()}
+        return {key: size for key, size in keys.items() if key.startswith(prefix) and not _is_temporary(key)}
 
-    def stat(self, key: str) -> tuple[int, str | None] | None:
-        path = self._path(key)
+    def sha256(self, key: str) -> str | None:
+        digest = hashlib.sha256()
         try:
-            if not path.is_file():
-                return None
-            entry = file_entry(path)
-        except FileNotFoundError:
+            with self.fs.open(str(self.root / key), "rb") as file:
+                while chunk := file.read(_CHUNK):
+                    digest.update(chunk)
+        except (FileNotFoundError, IsADirectoryError):
             return None
         except OSError as error:
             raise self._error(key, "cannot read", error) from None
-        return entry["size"], entry["sha256"]
+        return digest.hexdigest()
 
-    def put_file(self, local_path: Path, key: str, sha256: str) -> None:
-        path = self._path(key)
-        try:
+    def put(self, local_path: Path, key: str, entry: dict[str, Any]) -> None:
+        def copy(target: IO[bytes]) -> None:
+            digest, size = hashlib.sha256(), 0
             with open(local_path, "rb") as source:
-                atomic_write(path, lambda target: shutil.copyfileobj(source, target, 1 << 20))
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    target.write(chunk)
+            if (digest.hexdigest(), size) != (entry["sha256"], entry["size"]):
+                raise StorageError(f"{local_path}: changed while being copied (its sha256 differs from the manifest)")
+
+        try:
+            atomic_write(self.root / key, copy)
+        except StorageError:
+            raise
+        except TrainflowError as error:  # io.WriteError: names the file and the reason
+            raise StorageError(f"{error}; or set upload.target") from None
         except OSError as error:
             raise self._error(key, "cannot write", error) from None
-        written = self.stat(key)
-        expected = (Path(local_path).stat().st_size, sha256)
-        if written != expected:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            raise StorageError(f"{self.url(key)}: does not match {local_path} after copying; re-run")
 
-    def get_file(self, key: str, local_path: Path) -> None:
-        path = self._path(key)
+    def read(self, key: str) -> Iterator[bytes] | None:
         try:
-            with open(path, "rb") as source:
-                atomic_write(Path(local_path), lambda target: shutil.copyfileobj(source, target, 1 << 20))
-        except FileNotFoundError:
-            raise StorageError(f"{self.url(key)}: object not found") from None
+            file = self.fs.open(str(self.root / key), "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            return None
         except OSError as error:
             raise self._error(key, "cannot read", error) from None
-
-    def list(self, prefix: str = "") -> list[str]:
-        folder = self.root / prefix.rpartition("/")[0]
-        if not folder.is_dir():
-            return []
-        keys = (path.relative_to(self.root).as_posix() for path in folder.rglob("*") if _is_object(path))
-        return sorted(key for key in keys if key.startswith(prefix))
+        return _chunks(file)
 
     def delete(self, key: str) -> None:
         try:
-            self._path(key).unlink(missing_ok=True)
+            self.fs.rm_file(str(self.root / key))
+        except FileNotFoundError:
+            pass
         except OSError as error:
             raise self._error(key, "cannot delete", error) from None
-
-    def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
 
     def _error(self, key: str, what: str, error: OSError) -> StorageError:
         return StorageError(
@@ -134,9 +128,16 @@ class LocalStore:
         )
 
 
-def _is_object(path: Path) -> bool:
-    """A stored file, not one of :func:`atomic_write`'s temporary files (``.name.XXXX.tmp``)."""
-    return path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))
+def _chunks(file: IO[bytes]) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(_CHUNK):
+            yield chunk
+
+
+def _is_temporary(key: str) -> bool:
+    """One of :func:`atomic_write`'s temporary files (``.name.XXXX.tmp``), not a stored object."""
+    name = key.rpartition("/")[2]
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _reject_parent_segments(target: str, path: str, valid: str) -> None:
@@ -146,10 +147,10 @@ def _reject_parent_segments(target: str, path: str, valid: str) -> None:
         raise StorageError(f"upload.target={target!r}: '..' is not allowed in the path; use {valid}")
 
 
-def open_store(target: str, settings: S3Settings | None = None, root: Path | None = None) -> ArtifactStore:
+def open_store(target: str, root: Path | None = None, **s3_options: Any) -> ArtifactStore:
     """The store for ``target``: ``file://folder`` (relative to ``root``, default the current
-    directory, or ``file:///absolute``) or ``s3://bucket/prefix``. ``settings`` apply to S3 only.
-    A ``..`` segment in either is a :class:`StorageError` naming ``upload.target``."""
+    directory, or ``file:///absolute``) or ``s3://bucket/prefix``; ``s3_options`` go to
+    :class:`S3Store`. A ``..`` segment in either is a :class:`StorageError` naming ``upload.target``."""
     if target.startswith("file://"):
         folder = target.removeprefix("file://")
         if not folder:
@@ -161,5 +162,5 @@ def open_store(target: str, settings: S3Settings | None = None, root: Path | Non
         if not bucket:
             raise StorageError(f"{target!r}: missing bucket name; use s3://bucket/prefix")
         _reject_parent_segments(target, prefix, "s3://bucket/prefix with plain folder names")
-        return S3Store(bucket, prefix, settings=settings)
+        return S3Store(bucket, prefix, **s3_options)
     raise StorageError(f"{target!r}: unknown upload target; use s3://bucket/prefix or file://folder")

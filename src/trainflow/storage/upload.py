@@ -1,18 +1,19 @@
-"""Upload a result package to ``<upload.target>/<experiment-id>/``, resumably and verifiably.
+"""Upload a result package to ``<upload.target>/<experiment-id>/``, resumably.
 
 The order makes every state of the target safe to read and cheap to resume:
 
 1. hash every local file (sha256 and size) and build the manifest;
-2. skip each object already at the target with the same size and sha256;
+2. list the folder once; an object there with the same size is compared by its stored sha256
+   (one HEAD), and skipped when it is the same;
 3. if anything must change, first delete an existing ``manifest.json`` (a folder carries a
-   manifest only while it matches every object), and so for each of the package's own
-   manifests (``results/manifest.json``) that changes;
-4. upload the rest, each verified after upload (size and checksum), every manifest after all
-   the files of its folder (:func:`upload_order`);
-5. upload ``manifest.json`` last, then check every object against it.
+   manifest only while it matches every object), and so each of the package's own manifests
+   (``results/manifest.json``) that changes;
+4. upload the rest, every manifest after all the files of its folder (:func:`upload_order`),
+   ``manifest.json`` last.
 
-An interrupted upload leaves objects but no manifest; running it again uploads only what is
-missing or different. Local files are only read.
+Each object is checked as it is stored (see :mod:`trainflow.storage.s3`), so nothing is read
+back. An interrupted upload leaves objects but no manifest; running it again uploads only what
+is missing or different. Local files are only read.
 """
 
 from __future__ import annotations
@@ -27,10 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainflow.errors import StorageError
-from trainflow.storage.keys import check_key, join_key
-from trainflow.storage.manifest import MANIFEST_NAME, file_entry, manifest_bytes, manifest_of
+from trainflow.storage.manifest import MANIFEST_NAME, file_entry, is_clean_name, manifest_bytes, manifest_of
 from trainflow.storage.stores import ArtifactStore, LocalStore, open_store
-from trainflow.storage.verify import check_objects
 
 if TYPE_CHECKING:
     from trainflow.config import Config
@@ -65,10 +64,10 @@ def upload_files(
 
     Objects already there with the same size and sha256 are skipped. The manifest is
     ``{"experiment_id": ..., **manifest_extra, "files": {key: {"sha256", "size"}}}``.
-    ``store`` replaces the store :func:`open_store` would make for ``target`` (e.g. with other
-    S3 settings); ``on_uploaded(key)`` is called after each object is uploaded and verified.
-    Raises :class:`StorageError` with a one-line message; the target then holds no manifest
-    unless it was already complete, and a re-run finishes the job.
+    ``store`` replaces the store :func:`open_store` would make for ``target`` (e.g. with another
+    S3 client); ``on_uploaded(key)`` is called after each object is stored. Raises
+    :class:`StorageError` with a one-line message; the target then holds no manifest unless it
+    was already complete, and a re-run finishes the job.
     """
     if "/" in experiment_id or experiment_id in ("", ".", ".."):
         raise ValueError(f"experiment_id must be a non-empty name without '/' (got {experiment_id!r})")
@@ -76,54 +75,38 @@ def upload_files(
     if "files" in extra:
         raise ValueError("manifest_extra must not contain 'files'")
     for key in files:
-        check_key(key)
+        if not is_clean_name(key):
+            raise ValueError(f"invalid object key {key!r}: expected a relative POSIX path such as 'results/a.json'")
         if key == MANIFEST_NAME:
             raise ValueError(f"{MANIFEST_NAME!r} is written by upload_files; pass the package's files only")
 
     store = store if store is not None else open_store(target)
     location = store.url(experiment_id)
-    store.check()
     entries = {key: _entry(Path(files[key])) for key in sorted(files)}
     manifest = manifest_of(entries, experiment_id=experiment_id, **extra)
-
-    remote = {key: store.stat(join_key(experiment_id, key)) for key in entries}
-    pending = upload_order([key for key in entries if remote[key] != _expected(entries[key])])
-    skipped = [key for key in entries if key not in pending]
-    manifest_key = join_key(experiment_id, MANIFEST_NAME)
     data = manifest_bytes(manifest)
-    remote_manifest = store.stat(manifest_key)
-    manifest_current = not pending and remote_manifest == (len(data), hashlib.sha256(data).hexdigest())
-    if remote_manifest is not None and not manifest_current:
-        store.delete(manifest_key)
-    for key in pending:  # a folder's manifest must not sit beside files it does not describe
-        if _is_manifest(key) and remote[key] is not None:
-            store.delete(join_key(experiment_id, key))
-    logger.info("%s: %d file(s) to upload, %d already there", location, len(pending), len(skipped))
+    entries[MANIFEST_NAME] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
-    uploaded = []
-    for key in pending:
-        store.put_file(Path(files[key]), join_key(experiment_id, key), entries[key]["sha256"])
-        logger.info("uploaded %s (%d bytes)", key, entries[key]["size"])
-        uploaded.append(key)
-        if on_uploaded is not None:
-            on_uploaded(key)
+    remote = {key.removeprefix(f"{experiment_id}/"): size for key, size in store.sizes(f"{experiment_id}/").items()}
+    same = {key for key, entry in entries.items() if _same(store, f"{experiment_id}/{key}", remote.get(key), entry)}
+    if same != set(entries):  # the manifest goes (and comes back last) whenever anything changes
+        same.discard(MANIFEST_NAME)
+    pending = upload_order([key for key in entries if key not in same])
+    for key in reversed(pending):  # a folder's manifest must not sit beside files it does not describe
+        if _is_manifest(key) and key in remote:
+            store.delete(f"{experiment_id}/{key}")
+    logger.info("%s: %d file(s) to upload, %d already there", location, len(pending), len(same))
 
-    if manifest_current:
-        skipped.append(MANIFEST_NAME)
-    else:
-        with tempfile.TemporaryDirectory(prefix="trainflow-upload-") as tmp:
-            local = Path(tmp) / MANIFEST_NAME
-            local.write_bytes(data)
-            store.put_file(local, manifest_key, hashlib.sha256(data).hexdigest())
-        uploaded.append(MANIFEST_NAME)
-
-    problems = check_objects(store, experiment_id, manifest)
-    if problems:
-        store.delete(manifest_key)
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise StorageError(f"{location}: does not verify after upload: {problems[0]}{more}; re-run the upload")
-    logger.info("%s: %d uploaded, %d already there; verified", location, len(uploaded), len(skipped))
-    return UploadReport(uploaded=uploaded, skipped=sorted(skipped), location=location, manifest=manifest)
+    with tempfile.TemporaryDirectory(prefix="trainflow-upload-") as tmp:
+        (Path(tmp) / MANIFEST_NAME).write_bytes(data)
+        for key in pending:
+            local = Path(tmp) / MANIFEST_NAME if key == MANIFEST_NAME else Path(files[key])
+            store.put(local, f"{experiment_id}/{key}", entries[key])
+            logger.info("uploaded %s (%d bytes)", key, entries[key]["size"])
+            if on_uploaded is not None and key != MANIFEST_NAME:
+                on_uploaded(key)
+    logger.info("%s: %d uploaded, %d already there", location, len(pending), len(same))
+    return UploadReport(uploaded=pending, skipped=sorted(same), location=location, manifest=manifest)
 
 
 def upload_results(config: Config, paths: ProjectPaths) -> UploadReport:
@@ -141,7 +124,7 @@ def upload_results(config: Config, paths: ProjectPaths) -> UploadReport:
     if not results.is_dir():
         raise StorageError(f"{results}: result package not found; run the pipeline first (dvc repro)")
     files: dict[str, Path] = {
-        join_key("results", path.relative_to(results).as_posix()): path
+        f"results/{path.relative_to(results).as_posix()}": path
         for path in sorted(results.rglob("*"))
         if path.is_file() and not path.name.startswith(".")
     }
@@ -186,6 +169,12 @@ def upload_order(keys: list[str]) -> list[str]:
     return files + manifests
 
 
+def _same(store: ArtifactStore, key: str, remote_size: int | None, entry: Mapping[str, Any]) -> bool:
+    """Whether the object is already there with ``entry``'s content: same size in the listing,
+    then the same stored sha256 (asked only then, so at most one request per object)."""
+    return remote_size == entry["size"] and store.sha256(key) == entry["sha256"]
+
+
 def _entry(path: Path) -> dict[str, Any]:
     try:
         return file_entry(path)
@@ -193,7 +182,3 @@ def _entry(path: Path) -> dict[str, Any]:
         raise StorageError(f"{path}: file not found; nothing was uploaded") from None
     except OSError as error:
         raise StorageError(f"{path}: cannot read ({error.strerror or error})") from None
-
-
-def _expected(entry: Mapping[str, Any]) -> tuple[int, str]:
-    return entry["size"], entry["sha256"]

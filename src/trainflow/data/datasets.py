@@ -28,7 +28,8 @@ from pandas.api.types import is_numeric_dtype
 from trainflow.components.base import Task
 from trainflow.components.datasets import CsvConfig, DigitsConfig, ParquetConfig, TableConfig
 from trainflow.data import schemas
-from trainflow.data.validate import Locate, read_csv, read_parquet, validate
+from trainflow.data.read import Locate, read_csv, read_parquet
+from trainflow.data.validate import validate
 from trainflow.errors import DataError
 
 __all__ = ["CsvConfig", "DatasetInfo", "DigitsConfig", "ParquetConfig", "TableConfig"]

@@ -28,6 +28,7 @@ from trainflow import Trainer as ExportedTrainer
 from trainflow.config import resolve
 from trainflow.data.datasets import DatasetInfo
 from trainflow.errors import CheckpointError, ConfigError, DataError
+from trainflow.models.snapshot import SNAPSHOT_FORMAT, load_model_snapshot
 from trainflow.training.callbacks import Callback, Checkpoint, EndSave, GradNormMonitor, hook_methods
 from trainflow.training.checkpoint import list_checkpoints, load_checkpoint
 from trainflow.training.loaders import InMemoryLoader
@@ -273,7 +274,7 @@ def test_deterministic_mode_is_switched_on_for_the_fit() -> None:
 
 def test_metrics_as_a_collection_and_test_results_at_the_end() -> None:
     trainer = build_trainer(test_loader=val_loader())
-    trainer._metrics = trainer._split_metrics(
+    trainer._metrics = trainer.accelerator.place_metrics(
         MetricCollection({"acc": MulticlassAccuracy(CLASSES, average="micro"), "macro": MulticlassAccuracy(CLASSES)})
     )
     trainer.fit(2)
@@ -318,7 +319,10 @@ def test_end_save_writes_final_weights_and_val_and_test_results(tmp_path: Path) 
     assert set(results["val"]) == {"loss", "accuracy"} and set(results["test"]) == {"loss", "accuracy"}
     assert len(results["history"]) == 2
     saved = torch.load(tmp_path / "end" / "model.pt", weights_only=True)
-    assert_same_weights(saved["model"]["state_dict"], weights(trainer))
+    assert saved["format"] == SNAPSHOT_FORMAT and saved["config"] is None and saved["epoch"] == 2
+    assert_same_weights(saved["model_state"], weights(trainer))
+    with pytest.raises(CheckpointError, match="saved without a config"):
+        load_model_snapshot(tmp_path / "end" / "model.pt")
 
 
 # --- building from a config, from_checkpoint, fingerprints ------------------------------------

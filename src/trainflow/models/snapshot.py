@@ -1,9 +1,11 @@
-"""Model snapshots (models/best.pt, models/last.pt): weights plus what is needed to rebuild.
+"""Model snapshots: the one weight format for models/best.pt, models/last.pt and EndSave's model.pt.
 
 A snapshot is one dict saved with ``torch.save`` and loaded with ``weights_only=True``, so a
 snapshot received from someone else cannot run code. It holds the resolved config (to rebuild
 the model through the registry), the data set info (input size, classes) and the state dict
-without any ``module.`` (DDP) or ``_orig_mod.`` (torch.compile) prefix.
+without any ``module.`` (DDP) or ``_orig_mod.`` (torch.compile) prefix. A model trained
+without a config (plain PyTorch objects) is saved the same way with ``config`` and ``info``
+None: its ``model_state`` loads into the user's own module.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import torch
 from torch import nn
 
 from trainflow import config as config_module
-from trainflow import registry
 from trainflow.errors import CheckpointError
 from trainflow.io import atomic_write_bytes
 from trainflow.training.checkpoint import safe_torch_load
@@ -51,14 +52,15 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 def save_model_snapshot(path: Path, model: nn.Module, config: Any, info: Any, **extra: Any) -> None:
     """Write ``model`` with its config and data set info to ``path`` atomically.
 
-    ``extra`` holds small plain values (epoch, metrics) stored beside the weights.
+    ``info`` is a DatasetInfo or its dict; ``config`` and ``info`` may be None (a model built
+    by hand). ``extra`` holds small plain values (epoch, metrics) stored beside the weights.
     """
     state = {key: value.detach().cpu() for key, value in clean_state_dict(unwrap_model(model).state_dict()).items()}
     snapshot = {
         "format": SNAPSHOT_FORMAT,
-        "experiment_id": config_module.experiment_id(config),
-        "config": config_module.to_dict(config),
-        "info": info.to_dict(),
+        "experiment_id": config_module.experiment_id(config) if config is not None else None,
+        "config": config_module.to_dict(config) if config is not None else None,
+        "info": info if info is None or isinstance(info, dict) else info.to_dict(),
         "model_state": state,
         **extra,
     }
@@ -87,6 +89,11 @@ def load_model_snapshot(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     from trainflow.data.datasets import DatasetInfo
 
     snapshot = read_snapshot(path)
+    if snapshot.get("config") is None and isinstance(snapshot.get("model_state"), dict):
+        raise CheckpointError(
+            f"{path}: saved without a config, so the model cannot be rebuilt from it; build the model "
+            "yourself and load_state_dict(read_snapshot(path)['model_state'])"
+        )
     if not all(isinstance(snapshot.get(key), dict) for key in ("config", "info", "model_state")):
         raise CheckpointError(f"{path}: damaged model snapshot (config, info and model_state expected)")
     config = config_module.resolve(snapshot["config"], source=f"{path} (stored config)", plugins=False)
@@ -102,7 +109,7 @@ def load_model_snapshot(path: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def build_model(config: Any, info: Any) -> nn.Module:
-    """The model ``config.model`` selects, sized for the data set described by ``info``."""
-    return registry.models.build(
-        config.model, in_features=info.num_features, num_outputs=info.num_outputs, image_shape=info.image_shape
-    )
+    """The model ``config.model`` selects, sized for ``info``: :func:`trainflow.build.build_model`."""
+    from trainflow.build import build_model as build
+
+    return build(config, info)

@@ -30,85 +30,36 @@ from typing import Any
 import numpy as np
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
-from torch.utils.data import DataLoader, TensorDataset
 
-from trainflow import registry
-from trainflow.config import CheckpointConfig, Config, experiment_id, save_resolved, training_fingerprint
+from trainflow.build import (
+    HISTORY_FILE,
+    SUMMARY_FILE,
+    build_loggers,
+    build_model,
+    build_trainer,
+    make_loader,
+    monitors,
+)
+from trainflow.config import Config, save_resolved, training_fingerprint
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_prepared, to_arrays
 from trainflow.encoders import ENCODER_FILE, load_encoder
-from trainflow.errors import ConfigError, TrainflowError
+from trainflow.errors import TrainflowError
 from trainflow.io import atomic_write_text
-from trainflow.models.snapshot import build_model, save_model_snapshot
+from trainflow.models.snapshot import save_model_snapshot
 from trainflow.numbers import format_metric
 from trainflow.paths import ProjectPaths
 from trainflow.runtime import runtime_record
 from trainflow.training import distributed, launch
 from trainflow.training.callbacks import Checkpoint
 from trainflow.training.checkpoint import load_checkpoint
-from trainflow.training.loaders import InMemoryLoader
-from trainflow.training.loggers import CSVLogger, JSONLogger, history_csv, summary
+from trainflow.training.loggers import history_csv, summary
 from trainflow.training.replay import select_resumable
-from trainflow.training.seeding import configure_determinism, make_generator, seed_everything, seed_worker
+from trainflow.training.seeding import configure_determinism, seed_everything
 from trainflow.training.trainer import Trainer
 
-HISTORY_FILE = "history.csv"
-SUMMARY_FILE = "train.json"
-
-
-def make_loader(config: Config, x: np.ndarray, y: np.ndarray, shuffle: bool) -> Any:
-    """Batches of ``(x, y)`` as ``train.loader`` says: indexed in memory, or a seeded DataLoader."""
-    inputs, targets = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
-    t = config.train
-    if t.loader == "memory":
-        return InMemoryLoader(inputs, targets, batch_size=t.batch_size, shuffle=shuffle, seed=config.seed)
-    return DataLoader(
-        TensorDataset(inputs, targets),
-        batch_size=t.batch_size,
-        shuffle=shuffle,
-        num_workers=t.num_workers,
-        worker_init_fn=seed_worker,
-        generator=make_generator(config.seed),
-        persistent_workers=False,
-    )
-
-
-def monitors(config: Config) -> tuple[str, str]:
-    """The metric and mode that pick ``models/best.pt``, after checking both monitored keys.
-
-    A monitor must be a metric this run computes, else the stage fails before any work. One
-    exception: ``train.checkpoint.monitor`` left at its default (``val/accuracy``) in a run
-    that computes no accuracy (a regression) picks the best epoch by ``val/loss`` instead.
-    """
-    known = ["train/loss", "val/loss", *(f"val/{name}" for name in config.metrics)]
-    stopping = config.train.early_stopping
-    if stopping.patience and stopping.monitor not in known:
-        raise ConfigError(
-            f"train.early_stopping.monitor: {stopping.monitor!r} is not computed by this run; valid: {', '.join(known)}"
-        )
-    checkpoint, default = config.train.checkpoint, CheckpointConfig()
-    if checkpoint.monitor in known:
-        return checkpoint.monitor, checkpoint.mode
-    if (checkpoint.monitor, checkpoint.mode) == (default.monitor, default.mode):
-        if distributed.is_main_process():
-            print(f"train: {default.monitor} is not computed by this run; models/best.pt is the best epoch by val/loss")
-        return "val/loss", "min"
-    raise ConfigError(
-        f"train.checkpoint.monitor: {checkpoint.monitor!r} is not computed by this run; valid: {', '.join(known)}"
-    )
-
-
-def build_loggers(config: Config, paths: ProjectPaths) -> list[Any]:
-    """The CSV history and JSON summary (the stage's DVC outputs) plus the configured extras."""
-    loggers: list[Any] = [CSVLogger(paths.plots / HISTORY_FILE), JSONLogger(paths.metrics / SUMMARY_FILE)]
-    run_dir = paths.runs / experiment_id(config)  # one TensorBoard run per experiment, side by side
-    targets = {"tensorboard": run_dir, "npy": run_dir / "history"}
-    for name in config.loggers:
-        if name in ("csv", "json"):
-            continue  # always written, above
-        entry = registry.loggers.get(name, key="loggers")
-        loggers.append(registry.loggers.build(entry.config_class(name=name), path=targets.get(name, run_dir / name)))
-    return loggers
+# the assembly lives in trainflow.build; these names stay importable from the stage
+__all__ = ["HISTORY_FILE", "SUMMARY_FILE", "build_loggers", "main", "make_loader", "monitors", "run"]
 
 
 def run(config: Config, paths: ProjectPaths, resume: bool = True) -> dict[str, Any]:
@@ -176,7 +127,7 @@ def train_in_process(config: Config, paths: ProjectPaths, resume: bool) -> dict[
             f"{t.max_epochs} epochs, batch {t.batch_size}, loader {t.loader}",
             flush=True,
         )
-    trainer = Trainer.from_config(
+    trainer = build_trainer(
         config,
         info,
         make_loader(config, *arrays["train"], shuffle=True),

@@ -19,7 +19,6 @@ run on the main process alone when training is distributed.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from trainflow.errors import ConfigError
-from trainflow.io import atomic_write_bytes, atomic_write_json, write_error
+from trainflow.io import atomic_write_json, write_error
 from trainflow.numbers import format_metric
 from trainflow.training.checkpoint import (
     CheckpointWriter,
@@ -41,6 +40,7 @@ from trainflow.training.checkpoint import (
     list_checkpoints,
     parse_name,
 )
+from trainflow.training.events import every
 
 if TYPE_CHECKING:
     from trainflow.training.trainer import Trainer
@@ -141,6 +141,11 @@ class Checkpoint(Callback):
         self.keep_last = keep_last
         self.keep_best = keep_best
         self.keep_every_n_epochs = keep_every_n_epochs
+        self._on_epoch, self._on_step, self._keep = (
+            every(every_n_epochs),
+            every(every_n_steps),
+            every(keep_every_n_epochs),
+        )
         self.save_on_stop = save_on_stop
         self.writer = CheckpointWriter(background=background, fsync=fsync)
         self.best: list[list[Any]] = []  # [[value, file name], ...], best first
@@ -185,17 +190,14 @@ class Checkpoint(Callback):
         )
 
     def on_batch_end(self, trainer: Trainer, batch: Any, loss: torch.Tensor) -> None:
-        step = trainer.state.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and trainer.at_step_boundary:
+        if self._on_step(trainer.state.global_step) and trainer.at_step_boundary:
             self.save(trainer)
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
         epoch = trainer.state.epoch
         ranked = self._rank(trainer, record)
-        scheduled = bool(self.every_n_epochs) and epoch % self.every_n_epochs == 0
-        kept = bool(self.keep_every_n_epochs) and epoch % self.keep_every_n_epochs == 0
         final = trainer.should_stop or epoch >= trainer.max_epochs
-        if scheduled or ranked or kept or final:
+        if self._on_epoch(epoch) or ranked or self._keep(epoch) or final:
             self.save(trainer)
 
     def on_fit_end(self, trainer: Trainer) -> None:
@@ -241,11 +243,10 @@ class Checkpoint(Callback):
             self._previous = None
         files = list_checkpoints(self.folder)
         keep = {path.name for path in files[-self.keep_last :]} | best_names
-        if self.keep_every_n_epochs:
-            for path in files:
-                epoch, batch, _ = parse_name(path.name) or (0, 1, 0)
-                if batch == 0 and epoch > 0 and epoch % self.keep_every_n_epochs == 0:
-                    keep.add(path.name)
+        for path in files:
+            epoch, batch, _ = parse_name(path.name) or (0, 1, 0)
+            if batch == 0 and self._keep(epoch):
+                keep.add(path.name)
         delete_except(self.folder, keep)
 
     def state_dict(self) -> dict[str, Any]:
@@ -328,6 +329,7 @@ class LRMonitor(Callback):
 
     def __init__(self, every_n_steps: int = 0) -> None:
         self.every_n_steps = every_n_steps
+        self._due = every(every_n_steps)
 
     def _log(self, trainer: Trainer) -> None:
         groups = trainer.optimizer.param_groups
@@ -338,8 +340,7 @@ class LRMonitor(Callback):
         self._log(trainer)
 
     def on_batch_end(self, trainer: Trainer, batch: Any, loss: torch.Tensor) -> None:
-        step = trainer.state.global_step
-        if self.every_n_steps and trainer.at_step_boundary and step % self.every_n_steps == 0:
+        if trainer.at_step_boundary and self._due(trainer.state.global_step):
             self._log(trainer)
 
 
@@ -350,12 +351,13 @@ class GradNormMonitor(Callback):
 
     def __init__(self, every_n_steps: int = 1, norm_type: float = 2.0) -> None:
         self.every_n_steps = max(1, every_n_steps)
+        self._every = every(self.every_n_steps)
         self.norm_type = norm_type
         self.before: float | None = None
         self.after: float | None = None
 
     def _due(self, trainer: Trainer) -> bool:
-        return (trainer.state.global_step + 1) % self.every_n_steps == 0
+        return self._every(trainer.state.global_step + 1)  # the step about to be taken
 
     def _norm(self, trainer: Trainer) -> float:
         grads = [p.grad for p in trainer.parameters if p.grad is not None]
@@ -407,10 +409,11 @@ class MaxBatchesPerEpoch(Callback):
 
 
 class EndSave(Callback):
-    """At the end of a fit that trained, writes to ``folder``: ``model.pt`` (final weights with the
-    trainer's config and build info, loadable with ``weights_only=True``) and ``results.json``
-    (the last validation metrics, the test metrics when a test loader was given, the best epoch
-    and the per-epoch history) — aitoolbox's end-save result package."""
+    """At the end of a fit that trained, writes to ``folder``: ``model.pt`` (the final weights as a
+    model snapshot, :mod:`trainflow.models.snapshot`'s one format, with the trainer's config and
+    data set info when it has them) and ``results.json`` (the last validation metrics, the test
+    metrics when a test loader was given, the best epoch and the per-epoch history) —
+    aitoolbox's end-save result package."""
 
     order = 95
     main_process_only = True
@@ -419,14 +422,15 @@ class EndSave(Callback):
         self.folder = Path(folder)
 
     def on_fit_end(self, trainer: Trainer) -> None:
+        from trainflow.models.snapshot import save_model_snapshot
+
         if not trainer.epochs_run:
             return
-        state = trainer.checkpoint_state()
-        model = {"format": "trainflow.model-state/1", "model": state["model"], "config": state["config"]}
-        buffer = io.BytesIO()
-        torch.save(model, buffer)  # a plain torch file: any torch.load(weights_only=True) reads it
-        atomic_write_bytes(self.folder / "model.pt", buffer.getvalue())
         last = trainer.state.history[-1] if trainer.state.history else {}
+        info = trainer.build.get("info")
+        save_model_snapshot(
+            self.folder / "model.pt", trainer.model, trainer.config, info, epoch=trainer.state.epoch, metrics=last
+        )
         results = {
             "epochs": trainer.state.epoch,
             "monitor": trainer.monitor,

@@ -1,0 +1,10 @@
+"""Problem types: each owns its loss step and outputs (see :mod:`trainflow.problems.base`).
+
+Importing this package registers the built-in ``classification`` and ``regression`` types in
+``trainflow.registry.problems``.
+"""
+
+from trainflow.problems.base import Problem, ProblemConfig, SupervisedProblem
+from trainflow.problems.supervised import ClassificationProblem, RegressionProblem
+
+__all__ = ["ClassificationProblem", "Problem", "ProblemConfig", "RegressionProblem", "SupervisedProblem"]

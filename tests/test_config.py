@@ -214,3 +214,32 @@ def test_imports_register_user_components(tmp_path: Path, monkeypatch: pytest.Mo
     assert config.model.name == "my_linear"
     assert config.model.bias is False
     assert "cannot import 'no_such_module'" in error_of(tmp_path, "imports: [no_such_module]\n")
+
+
+def test_errors_name_the_override_that_set_the_key_and_the_file_for_the_rest(tmp_path: Path) -> None:
+    params = "train:\n  max_epochs: 0\n  optimizer:\n    lr: 0.01\n"
+    from_file = error_of(tmp_path, params)
+    assert from_file.startswith(f"{tmp_path / 'params.yaml'}: train.max_epochs: ")
+    both = error_of(tmp_path, params, ("train.batch_size=0",))
+    assert both.startswith(f"{tmp_path / 'params.yaml'}: train.max_epochs: ")
+    assert "; override train.batch_size=0: train.batch_size: " in both
+    component = error_of(tmp_path, "seed: 1\n", ("train.optimizer.lr=-1",))
+    assert component.startswith("override train.optimizer.lr=-1: train.optimizer.lr: ")
+    unknown = error_of(tmp_path, "seed: 1\n", ("model.name=mpl",))
+    assert unknown.startswith("override model.name=mpl: model.name: unknown name 'mpl'")
+    section = error_of(tmp_path, "seed: 1\n", ("data.val_fraction=0.5", "data.test_fraction=0.5"))
+    assert section.startswith("override data.test_fraction=0.5: data: ") and "leave a train split" in section
+
+
+def test_a_loss_metric_or_monitor_that_does_not_fit_the_run_is_refused(tmp_path: Path) -> None:
+    regression = "dataset:\n  name: csv\n  path: t.csv\n  task: regression\n"
+    assert "loss.name: 'cross_entropy' is a classification loss" in error_of(
+        tmp_path, regression + "loss: cross_entropy\n"
+    )
+    assert "metrics: 'accuracy' is a classification metric" in error_of(tmp_path, regression + "metrics: [accuracy]\n")
+    # the checkpoint monitor's default (val/accuracy, max) is allowed: the train stage falls back to val/loss
+    fallback = {"monitor": "val/accuracy", "mode": "max"}
+    resolve({"dataset": {"name": "csv", "path": "t.csv", "task": "regression"}, "train": {"checkpoint": fallback}})
+    monitor = error_of(tmp_path, "seed: 1\n", ("train.checkpoint.monitor=val/mae",))
+    assert monitor.startswith("override train.checkpoint.monitor=val/mae: train.checkpoint.monitor: 'val/mae' is not")
+    resolve({"dataset": {"name": "csv", "path": "t.csv", "task": "regression"}, "loss": "huber"})  # fits

@@ -13,6 +13,12 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+NO_CUDA = pytest.mark.skipif(
+    subprocess.run(
+        [sys.executable, "-c", "import torch; assert not torch.cuda.is_available()"], check=False
+    ).returncode,
+    reason="this machine has CUDA: the config is valid here",
+)
 
 
 def trainflow(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -101,6 +107,9 @@ def test_an_error_in_an_overridden_key_names_the_override(tmp_path: Path) -> Non
     ("overrides", "needles"),
     [
         (["train.device=cpu", "train.precision=fp16"], ["train.precision: fp16 needs a CUDA device", "on cpu"]),
+        pytest.param(["train.precision=fp16"], ["override train.precision=fp16: train.precision: "], marks=NO_CUDA),
+        pytest.param(["train.device=cuda"], ["train.device: 'cuda' needs a CUDA device"], marks=NO_CUDA),
+        pytest.param(["train.distributed.backend=nccl"], ["backend: nccl needs CUDA devices"], marks=NO_CUDA),
         (
             ["metrics=[mae]"],
             ["override metrics=[mae]: metrics: 'mae' is a regression metric", "valid for classification"],

@@ -76,11 +76,11 @@ def check_experiment(config: Config, origin: Origin) -> None:
         )
 
 
-def cuda_available() -> bool:
-    """Whether torch sees a CUDA device here (imports torch)."""
+def cuda_devices() -> int:
+    """How many CUDA devices torch sees here, 0 without CUDA (imports torch)."""
     import torch
 
-    return bool(torch.cuda.is_available())
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
 def check_machine(config: Config, origin: Origin) -> None:
@@ -90,11 +90,16 @@ def check_machine(config: Config, origin: Origin) -> None:
     backend = train.distributed.backend
     if not (train.precision == "fp16" or train.device.startswith("cuda") or backend == "nccl"):
         return
-    cuda = cuda_available()
+    count = cuda_devices()
+    cuda = count > 0
     device = ("cuda" if cuda else "cpu") if train.device == "auto" else train.device
-    kind = device.split(":")[0]
+    kind, _, index = device.partition(":")
     if kind == "cuda" and not cuda:
         raise origin.error("train.device", f"{device!r} needs a CUDA device and this machine has none; use auto or cpu")
+    if kind == "cuda" and index.isdigit() and int(index) >= count:
+        raise origin.error(
+            "train.device", f"{device!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+        )
     if train.precision == "fp16" and kind != "cuda":
         raise origin.error(
             "train.precision",

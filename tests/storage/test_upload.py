@@ -218,3 +218,26 @@ def test_upload_files_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"nope\.bin: file not found; nothing was uploaded"):
         upload_files({"nope.bin": tmp_path / "nope.bin"}, target, EXP)
     assert LocalStore(tmp_path / "uploads").sizes() == {}
+
+
+def test_requests_per_object(s3_bucket: str, tmp_path: Path) -> None:
+    """One LIST for the folder, then one PUT per new object and at most one HEAD per object
+    already there; nothing is read back after an upload."""
+    from trainflow.storage.s3 import S3Store, make_client
+
+    client = make_client()
+    sent: list[str] = []
+    client.meta.events.register("before-send.s3", lambda **event: sent.append(event["event_name"].split(".")[-1]))
+    store = S3Store(s3_bucket, "team", client=client)
+    files = write_sample_package(tmp_path)
+    objects = len(files) + 1  # the files and manifest.json
+
+    upload_files(files, "unused", EXP, store=store)
+    assert sorted(sent) == ["ListObjectsV2"] + ["PutObject"] * objects
+    sent.clear()
+    upload_files(files, "unused", EXP, store=store)
+    assert sorted(sent) == ["HeadObject"] * objects + ["ListObjectsV2"]
+    sent.clear()
+    files["model/best.pt"].write_bytes(os.urandom(4096))  # same size: told apart by the stored sha256
+    upload_files(files, "unused", EXP, store=store)
+    assert sorted(sent) == ["DeleteObject"] + ["HeadObject"] * objects + ["ListObjectsV2"] + ["PutObject"] * 2

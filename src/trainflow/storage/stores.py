@@ -1,16 +1,27 @@
 """Where result packages go: a local folder (through fsspec) or an S3 bucket (:class:`S3Store`).
 
-Both kinds answer the same five calls (:class:`ArtifactStore`), so uploading, skipping what is
-already there and downloading work the same way against ``file://`` and ``s3://`` targets.
-:func:`open_store` turns an ``upload.target`` or a package URL into a store.
+Both kinds answer the same calls, so uploading, skipping what is already there and downloading
+work the same way against ``file://`` and ``s3://`` targets. Keys are relative POSIX paths:
+
+- ``url(key="")``: where ``key`` lives, as a ``file://`` or ``s3://`` URL;
+- ``sizes(prefix="")``: ``{key: size}`` of every object whose key starts with ``prefix``;
+- ``sha256(key)``: the object's sha256 as the store knows it, None if there is no such object;
+- ``put(local_path, key, entry)``: store the file whole or not at all, refusing bytes that
+  differ from ``entry`` (its manifest entry: ``sha256`` and ``size``);
+- ``read(key)``: the object's bytes in chunks, None if there is no such object;
+- ``delete(key)``: remove the object if it exists.
+
+Failures are one-line :class:`StorageError` messages. :func:`open_store` turns an
+``upload.target`` into a store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, TypeAlias
 
 from trainflow.errors import StorageError, TrainflowError
 from trainflow.io import atomic_write
@@ -18,35 +29,6 @@ from trainflow.storage.s3 import S3Store
 
 __all__ = ["ArtifactStore", "LocalStore", "S3Store", "open_store"]
 _CHUNK = 1 << 20
-
-
-class ArtifactStore(Protocol):
-    """Objects addressed by keys (relative POSIX paths). Failures raise :class:`StorageError`."""
-
-    def url(self, key: str = "") -> str:
-        """Where ``key`` lives, as a ``file://`` or ``s3://`` URL (the store's root for ``""``)."""
-        ...
-
-    def sizes(self, prefix: str = "") -> dict[str, int]:
-        """``{key: size}`` of every object whose key starts with ``prefix``."""
-        ...
-
-    def sha256(self, key: str) -> str | None:
-        """The object's sha256 as the store knows it, or None if there is no such object."""
-        ...
-
-    def put(self, local_path: Path, key: str, entry: dict[str, Any]) -> None:
-        """Store ``local_path`` as ``key``, whole or not at all, refusing bytes that do not match
-        ``entry`` (its manifest entry: ``sha256`` and ``size``)."""
-        ...
-
-    def read(self, key: str) -> Iterator[bytes] | None:
-        """The object's bytes in chunks, or None if there is no such object."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove the object if it exists."""
-        ...
 
 
 class LocalStore:
@@ -66,23 +48,18 @@ class LocalStore:
 
     def sizes(self, prefix: str = "") -> dict[str, int]:
         folder = self.root / prefix.rpartition("/")[0]
-        try:
+        with self._os_errors("", "cannot list"):
             found = self.fs.find(str(folder), detail=True) if folder.is_dir() else {}
-        except OSError as error:
-            raise self._error("", "cannot list", error) from None
         keys = {Path(path).relative_to(self.root).as_posix(): info["size"] for path, info in found.items()}
         return {key: size for key, size in keys.items() if key.startswith(prefix) and not _is_temporary(key)}
 
     def sha256(self, key: str) -> str | None:
-        digest = hashlib.sha256()
-        try:
-            with self.fs.open(str(self.root / key), "rb") as file:
-                while chunk := file.read(_CHUNK):
-                    digest.update(chunk)
-        except (FileNotFoundError, IsADirectoryError):
+        chunks = self.read(key)
+        if chunks is None:
             return None
-        except OSError as error:
-            raise self._error(key, "cannot read", error) from None
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
         return digest.hexdigest()
 
     def put(self, local_path: Path, key: str, entry: dict[str, Any]) -> None:
@@ -96,42 +73,46 @@ class LocalStore:
             if (digest.hexdigest(), size) != (entry["sha256"], entry["size"]):
                 raise StorageError(f"{local_path}: changed while being copied (its sha256 differs from the manifest)")
 
-        try:
-            atomic_write(self.root / key, copy)
-        except StorageError:
-            raise
-        except TrainflowError as error:  # io.WriteError: names the file and the reason
-            raise StorageError(f"{error}; or set upload.target") from None
-        except OSError as error:
-            raise self._error(key, "cannot write", error) from None
+        with self._os_errors(key, "cannot write"):
+            try:
+                atomic_write(self.root / key, copy)
+            except StorageError:
+                raise
+            except TrainflowError as error:  # io.WriteError: names the file and the reason
+                raise StorageError(f"{error}; or set upload.target") from None
 
     def read(self, key: str) -> Iterator[bytes] | None:
+        path = self.root / key
         try:
-            file = self.fs.open(str(self.root / key), "rb")
-        except (FileNotFoundError, IsADirectoryError):
+            with self._os_errors(key, "cannot read"):
+                return self._chunks(self.fs.open(str(path), "rb"), key) if path.is_file() else None
+        except FileNotFoundError:  # removed since is_file()
             return None
-        except OSError as error:
-            raise self._error(key, "cannot read", error) from None
-        return _chunks(file)
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError), self._os_errors(key, "cannot delete"):
             self.fs.rm_file(str(self.root / key))
+
+    def _chunks(self, file: IO[bytes], key: str) -> Iterator[bytes]:
+        with file, self._os_errors(key, "cannot read"):
+            while chunk := file.read(_CHUNK):
+                yield chunk
+
+    @contextlib.contextmanager
+    def _os_errors(self, key: str, what: str) -> Iterator[None]:
+        """Re-raise an OSError as a one-line StorageError (a FileNotFoundError as itself)."""
+        try:
+            yield
         except FileNotFoundError:
-            pass
+            raise
         except OSError as error:
-            raise self._error(key, "cannot delete", error) from None
-
-    def _error(self, key: str, what: str, error: OSError) -> StorageError:
-        return StorageError(
-            f"{self.url(key)}: {what} ({error.strerror or error}); check the folder's permissions or set upload.target"
-        )
+            reason = error.strerror or error
+            raise StorageError(
+                f"{self.url(key)}: {what} ({reason}); check the folder's permissions or set upload.target"
+            ) from None
 
 
-def _chunks(file: IO[bytes]) -> Iterator[bytes]:
-    with file:
-        while chunk := file.read(_CHUNK):
-            yield chunk
+ArtifactStore: TypeAlias = LocalStore | S3Store
 
 
 def _is_temporary(key: str) -> bool:

@@ -4,7 +4,8 @@ The Trainer knows nothing of params.yaml: it takes a model, loaders, an optimize
 (or a problem). This module builds those from a :class:`~trainflow.config.Config` and a data
 set's :class:`~trainflow.data.datasets.DatasetInfo`:
 
-* :func:`build_model`, :func:`build_problem`, :func:`build_callbacks`: the pieces;
+* :func:`build_model` (from :mod:`trainflow.models.snapshot`, which rebuilds snapshots with it),
+  :func:`build_problem`, :func:`build_callbacks`: the pieces;
 * :func:`build_trainer`: all of them wired into a Trainer (``Trainer.from_config``);
 * :func:`trainer_from_checkpoint`: the same, from the config a checkpoint stores
   (``Trainer.from_checkpoint``, lis2's from_snapshot);
@@ -20,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainflow import registry
 from trainflow.config import CheckpointConfig, Config, experiment_id
 from trainflow.errors import CheckpointError, ConfigError
+from trainflow.models.snapshot import build_model
 from trainflow.problems import Problem, ProblemConfig
 from trainflow.training import distributed
 from trainflow.training.callbacks import Checkpoint, EarlyStopping
@@ -41,13 +42,6 @@ if TYPE_CHECKING:
 
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "train.json"
-
-
-def build_model(config: Any, info: Any) -> nn.Module:
-    """The model ``config.model`` selects, sized for the data set described by ``info``."""
-    return registry.models.build(
-        config.model, in_features=info.num_features, num_outputs=info.num_outputs, image_shape=info.image_shape
-    )
 
 
 def build_problem(info: DatasetInfo, criterion: Callable[[Any, Any], torch.Tensor]) -> Problem:

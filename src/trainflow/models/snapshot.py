@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from trainflow import config as config_module
+from trainflow import registry
 from trainflow.errors import CheckpointError
 from trainflow.io import atomic_write_bytes
 from trainflow.training.checkpoint import safe_torch_load
@@ -109,7 +110,10 @@ def load_model_snapshot(path: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def build_model(config: Any, info: Any) -> nn.Module:
-    """The model ``config.model`` selects, sized for ``info``: :func:`trainflow.build.build_model`."""
-    from trainflow.build import build_model as build
+    """The model ``config.model`` selects, sized for the data set described by ``info``.
 
-    return build(config, info)
+    Here rather than in :mod:`trainflow.build` so that rebuilding a snapshot (evaluate, package,
+    predict) imports the model registry alone, not the training loop."""
+    return registry.models.build(
+        config.model, in_features=info.num_features, num_outputs=info.num_outputs, image_shape=info.image_shape
+    )

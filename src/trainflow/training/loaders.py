@@ -119,3 +119,11 @@ class InMemoryLoader:
         if int(state.get("world_size", 1)) != 1:
             batches = min(len(self), int(state["samples_done"]) // self.batch_size)
         self._batches_done = self._resume_at = batches
+
+
+def set_epoch(loader: Any, epoch: int) -> None:
+    """Tell the loader (or its sampler, e.g. DistributedSampler) which epoch is starting."""
+    for target in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        if target is not None and callable(getattr(target, "set_epoch", None)):
+            target.set_epoch(epoch)
+            return

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainflow.training.callbacks import _better
 from trainflow.training.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, parse_name
+from trainflow.training.hooks import better
 
 SHELF = "shelved"
 
@@ -41,7 +41,7 @@ def stop_epoch(
         if epoch >= max_epochs:
             return max_epochs
         if patience and monitor in record and math.isfinite(value := float(record[monitor])):
-            if _better(value, best, mode, min_delta):
+            if better(value, best, mode, min_delta):
                 best, wait = value, 0
             else:
                 wait += 1

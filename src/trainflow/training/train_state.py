@@ -20,6 +20,7 @@ import torch
 
 from trainflow.errors import CheckpointError, ConfigError
 from trainflow.models.snapshot import clean_state_dict, unwrap_model
+from trainflow.training import distributed
 from trainflow.training.checkpoint import (
     CHECKPOINT_FORMAT,
     latest_checkpoint,
@@ -121,6 +122,24 @@ def restore(trainer: Trainer, payload: Mapping[str, Any]) -> None:
             "current": payload["rng"]["current"],
             "loader": payload["loader"]["state"],
         }
+
+
+def resume(trainer: Trainer, source: bool | str | Path) -> bool:
+    """Load the checkpoint ``source`` names into ``trainer`` (see ``Trainer.fit``); True when
+    one was loaded. Under DDP the main process picks and reads it, and every process loads it."""
+    from trainflow.training.callbacks import Checkpoint
+
+    folder = next((c.folder for c in trainer.callbacks if isinstance(c, Checkpoint)), None)
+    args = (source, folder, trainer.fingerprint, trainer.config, trainer.echo)
+    found = distributed.run_on_main(find_checkpoint, *args)
+    if found is None:
+        return False
+    path, payload = found
+    restore(trainer, payload)
+    trainer.resumed_from = path
+    e, b, s = trainer.position
+    trainer.echo(f"resumed from {path} (epochs done {e}, batches into the next {b}, optimizer steps {s})")
+    return True
 
 
 def resume_batches(loader: Any, resume: Mapping[str, Any], epoch: int, batches_done: int) -> Iterator[Any]:

@@ -3,16 +3,14 @@
     trainer = Trainer(model, train_loader, val_loader, test_loader, optimizer, criterion)
     model = trainer.fit(num_epochs=10)
 
-The Trainer decides *when* (epochs, steps, validation, checkpoints, stopping); the problem
-decides *what*: :meth:`Trainer.compute_loss` asks ``problem.compute_loss(model, batch)`` for
-``(loss, outputs)``. Without a problem, batches are ``(inputs, targets)`` and the loss is
-``criterion(model(inputs), targets)`` (:class:`~trainflow.problems.SupervisedProblem`), so plain
-PyTorch code needs no change; a new problem type is registered, never patched in here (see
-:mod:`trainflow.problems`). Everything beyond the loop is a callback (duck-typed objects with
-some of the hook methods; see :mod:`trainflow.training.callbacks`). Where it runs (device,
-DDP, precision, compile) is settled by :func:`trainflow.training.accelerator.prepare`; its
-state and checkpoints are :mod:`trainflow.training.train_state`'s; building one from a config
-is :mod:`trainflow.build`'s.
+The Trainer decides *when* (epochs, steps, validation, checkpoints, stopping); the problem decides
+*what*: :meth:`Trainer.compute_loss` returns ``problem.compute_loss(model, batch) -> (loss,
+outputs)``. The default problem reads batches ``(inputs, targets)`` with the loss
+``criterion(model(inputs), targets)``, so plain PyTorch code needs no change; a new problem type
+is registered (:mod:`trainflow.problems`), never patched in here. Everything else is a callback
+(:mod:`trainflow.training.callbacks`). Device, DDP, precision and compile come from one
+:func:`~trainflow.training.accelerator.prepare` call; the checkpoint payload is
+:mod:`~trainflow.training.train_state`'s; building from a config is :mod:`trainflow.build`'s.
 
 Counters: ``state.epoch`` counts completed epochs, so it is the 0-based index of the running epoch
 and, once the epoch has ended, its 1-based number (``record["epoch"]``, history rows, file names).
@@ -56,12 +54,10 @@ one. A mid-epoch resume restores the first, rebuilds the epoch's loader iterator
 is drawn exactly as before), skips the batches already done (or restores a stateful loader's
 position), then restores the second; on CPU the result is bit-identical to a run never stopped.
 
-Distributed training hooks in through ``is_main_process`` (callbacks marked ``main_process_only``,
-the writers, run on rank 0 alone), torchmetrics' own sync, ``reduce_sum`` for the loss sums, and
-the ``set_epoch`` call on the loader or its sampler. Under torchrun (``WORLD_SIZE`` > 1) the
-Trainer joins the process group, shards its loaders and trains a DDP wrapper of the model
-(see :mod:`trainflow.training.distributed`); after every batch and epoch the processes agree on
-stop requests (``_sync_stop``), so they all leave the loop at the same batch.
+Distributed (torchrun, ``WORLD_SIZE`` > 1): the loaders are sharded and a DDP wrapper trains
+(:mod:`trainflow.training.distributed`); ``main_process_only`` callbacks (the writers) run on
+rank 0 alone; loss sums go through ``reduce_sum``, metrics through torchmetrics' own sync; after
+every batch and epoch the processes agree on stop requests (:func:`~trainflow.training.stopping.sync_stop`).
 """
 
 from __future__ import annotations
@@ -78,11 +74,11 @@ from trainflow.errors import ConfigError, DataError
 from trainflow.problems.base import Problem, SupervisedProblem
 from trainflow.training import distributed, train_state
 from trainflow.training.accelerator import Precision, prepare
-from trainflow.training.callbacks import HOOKS, Checkpoint, EndSave, hook_methods
-from trainflow.training.interrupt import stop_on_interrupt
-from trainflow.training.loggers import Loggers
-from trainflow.training.progress import ProgressBar
+from trainflow.training.callbacks import default_callbacks
+from trainflow.training.hooks import HOOKS, better, hook_methods
+from trainflow.training.loaders import set_epoch
 from trainflow.training.seeding import RngState, configure_determinism, get_rng_state, set_rng_state
+from trainflow.training.stopping import stop_on_interrupt, sync_stop
 from trainflow.training.train_state import TrainState
 
 if TYPE_CHECKING:
@@ -172,17 +168,15 @@ class Trainer:
         self._forward = self._plain_forward
         self._metrics = self.accelerator.place_metrics(metrics)
 
-        self.callbacks: list[Any] = list(callbacks)
-        if checkpoint_dir is not None and not any(isinstance(c, Checkpoint) for c in self.callbacks):
-            self.callbacks.append(Checkpoint(checkpoint_dir))
-        if end_save_dir is not None:
-            self.callbacks.append(EndSave(end_save_dir))
         self.loggers = list(loggers)
-        if self.loggers:
-            self.callbacks.append(Loggers(self.loggers, log_every_n_steps=log_every_n_steps))
-        if progress not in (False, "off"):
-            self.callbacks.append(ProgressBar("auto" if progress is True else progress))  # type: ignore[arg-type]
-
+        self.callbacks: list[Any] = default_callbacks(
+            callbacks,
+            checkpoint_dir=checkpoint_dir,
+            end_save_dir=end_save_dir,
+            loggers=self.loggers,
+            log_every_n_steps=log_every_n_steps,
+            progress=progress,
+        )
         self.state = TrainState()
         self.fingerprint = train_state.fingerprint(config)
         self.test_results: dict[str, float] | None = None
@@ -223,7 +217,7 @@ class Trainer:
             self._forward = self.accelerator.training_forward(self.model, self._plain_forward)
             with stop_on_interrupt(self):
                 self._call("on_fit_start")
-                self._sync_stop()
+                sync_stop(self)
                 while self.state.epoch < self.max_epochs and not self.should_stop:
                     train_metrics = self.train_epoch()
                     if self.stopped_mid_epoch:
@@ -256,7 +250,7 @@ class Trainer:
             self.state.batch_in_epoch += 1
             for hook in hooks_end:
                 hook(self, batch, loss)
-            self._sync_stop()
+            sync_stop(self)
             if self._break_epoch:
                 break
         if self.stopped_mid_epoch:
@@ -282,7 +276,7 @@ class Trainer:
         loader = self.train_loader
         if loader is None:
             raise ValueError("fit(): the Trainer has no train_loader")
-        _set_epoch(loader, self.state.epoch)
+        set_epoch(loader, self.state.epoch)
         if resume is None:
             return iter(loader)
         return train_state.resume_batches(loader, resume, self.state.epoch, self.state.batch_in_epoch)
@@ -339,11 +333,11 @@ class Trainer:
         s.batch_in_epoch = 0
         self.epochs_run += 1
         value = record.get(self.monitor)
-        if value is not None and math.isfinite(value) and _improves(value, s.best_value, self.mode):
+        if value is not None and math.isfinite(value) and better(value, s.best_value, self.mode):
             s.best_value, s.best_epoch = float(value), s.epoch
         s.history.append(record)
         self._call("on_epoch_end", record)
-        self._sync_stop()
+        sync_stop(self)
 
     def validate(self) -> dict[str, float]:
         """Loss and metrics on ``val_loader`` (keys ``val/...``); empty without a val loader."""
@@ -456,21 +450,8 @@ class Trainer:
         train_state.restore(self, payload)
 
     def resume(self, source: bool | str | Path = True) -> bool:
-        """Load the checkpoint ``source`` names (see :meth:`fit`); True when one was loaded.
-
-        Under DDP the main process picks and reads the checkpoint, and every process loads it.
-        """
-        folder = next((c.folder for c in self.callbacks if isinstance(c, Checkpoint)), None)
-        find = train_state.find_checkpoint
-        found = distributed.run_on_main(find, source, folder, self.fingerprint, self.config, self.echo)
-        if found is None:
-            return False
-        path, payload = found
-        self.load_checkpoint_state(payload)
-        self.resumed_from = path
-        e, b, s = self.position
-        self.echo(f"resumed from {path} (epochs done {e}, batches into the next {b}, optimizer steps {s})")
-        return True
+        """Load the checkpoint ``source`` names (see :meth:`fit`); True when one was loaded."""
+        return train_state.resume(self, source)
 
     @classmethod
     def from_config(cls, config: Config, info: DatasetInfo, *loaders: Iterable[Any] | None, **options: Any) -> Trainer:
@@ -488,19 +469,6 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     # Internals
-
-    def _sync_stop(self) -> None:
-        """Make every process take the same stop decision: a stop any of them requests stops all
-        at this batch (a process leaving the loop alone would leave the others waiting in DDP)."""
-        if self.world_size == 1:
-            return
-        stop, now, mid, final = distributed.count_true(
-            self.should_stop, self._break_epoch, self.stopped_mid_epoch, not self.stop_resumable
-        )
-        if 0 < stop < self.world_size:  # the same counts everywhere, so every process joins this
-            self.stop_reason = distributed.first_object(self.stop_reason)
-        self.should_stop, self._break_epoch, self.stopped_mid_epoch = stop > 0, now > 0, mid > 0
-        self.stop_resumable = final == 0
 
     def _call(self, hook: str, *args: Any) -> None:
         for method in self._hooks[hook]:
@@ -521,15 +489,3 @@ class Trainer:
 
 def _quiet(line: str) -> None:
     """The echo of processes other than the main one: one copy of each message is enough."""
-
-
-def _improves(value: float, best: float | None, mode: str) -> bool:
-    return best is None or (value < best if mode == "min" else value > best)
-
-
-def _set_epoch(loader: Any, epoch: int) -> None:
-    """Tell the loader (or its sampler, e.g. DistributedSampler) which epoch is starting."""
-    for target in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
-        if target is not None and callable(getattr(target, "set_epoch", None)):
-            target.set_epoch(epoch)
-            return

@@ -78,6 +78,10 @@ def test_a_tampered_file_is_refused_by_name_and_nothing_is_written(
     _tamper(url, "results/metrics.json", b"{}")
     with pytest.raises(StorageError, match=r"results/metrics\.json: size 2, manifest says \d+; refusing"):
         download_package(url, tmp_path / "fresh")
+    _tamper(url, "results/metrics.json", b"x" * (3 << 20))
+    with pytest.raises(StorageError, match=r"results/metrics\.json: larger than the manifest's \d+ bytes; refusing"):
+        download_package(url, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_a_missing_file_or_manifest_is_refused(s3_bucket: str, tmp_path: Path) -> None:

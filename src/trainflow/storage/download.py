@@ -42,7 +42,7 @@ def download_package(url: str, dest: Path) -> Path:
     with replace_dir(dest) as staging:
         for name, expected in manifest["files"].items():
             try:
-                found = _copy(store, name, staging / name)
+                found = _copy(store, name, staging / name, expected["size"])
             except OSError as error:
                 raise StorageError(f"{dest / name}: cannot write ({error.strerror or error})") from None
             problem = _problem(found, expected)
@@ -56,7 +56,9 @@ def _problem(found: dict[str, Any] | None, expected: dict[str, Any]) -> str:
     """How a downloaded file differs from its manifest entry ('' when it does not)."""
     if found is None:
         return "missing"
-    if found["size"] != expected["size"]:
+    if found["size"] > expected["size"]:  # read only up to the first byte too many
+        return f"larger than the manifest's {expected['size']} bytes"
+    if found["size"] < expected["size"]:
         return f"size {found['size']}, manifest says {expected['size']}"
     return "sha256 differs from the manifest" if found["sha256"] != expected["sha256"] else ""
 
@@ -66,8 +68,9 @@ def _read_whole(store: ArtifactStore, key: str) -> bytes | None:
     return None if chunks is None else b"".join(chunks)
 
 
-def _copy(store: ArtifactStore, key: str, dest: Path) -> dict[str, Any] | None:
-    """Copy object ``key`` to the new file ``dest``; its ``{"sha256", "size"}``, or None if absent."""
+def _copy(store: ArtifactStore, key: str, dest: Path, limit: int) -> dict[str, Any] | None:
+    """Copy object ``key`` to the new file ``dest``; its ``{"sha256", "size"}``, or None if absent.
+    Stops once past ``limit`` bytes: a larger object differs from its entry anyway."""
     chunks = store.read(key)
     if chunks is None:
         return None
@@ -77,5 +80,7 @@ def _copy(store: ArtifactStore, key: str, dest: Path) -> dict[str, Any] | None:
         for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
+            if size > limit:
+                break
             file.write(chunk)
     return {"sha256": digest.hexdigest(), "size": size}

@@ -88,9 +88,15 @@ def upload_files(
     entries[MANIFEST_NAME] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
     remote = {key.removeprefix(f"{experiment_id}/"): size for key, size in store.sizes(f"{experiment_id}/").items()}
-    same = {key for key, entry in entries.items() if _same(store, f"{experiment_id}/{key}", remote.get(key), entry)}
-    if same != set(entries):  # the manifest goes (and comes back last) whenever anything changes
-        same.discard(MANIFEST_NAME)
+
+    def unchanged(key: str) -> bool:  # same size in the listing, then the same stored sha256 (one HEAD)
+        return (
+            remote.get(key) == entries[key]["size"] and store.sha256(f"{experiment_id}/{key}") == entries[key]["sha256"]
+        )
+
+    same = {key for key in files if unchanged(key)}
+    if len(same) == len(files) and unchanged(MANIFEST_NAME):
+        same.add(MANIFEST_NAME)  # else the manifest goes first and comes back last
     pending = upload_order([key for key in entries if key not in same])
     for key in reversed(pending):  # a folder's manifest must not sit beside files it does not describe
         if _is_manifest(key) and key in remote:
@@ -167,12 +173,6 @@ def upload_order(keys: list[str]) -> list[str]:
     files = sorted(key for key in keys if not _is_manifest(key))
     manifests = sorted((key for key in keys if _is_manifest(key)), key=lambda key: (-key.count("/"), key))
     return files + manifests
-
-
-def _same(store: ArtifactStore, key: str, remote_size: int | None, entry: Mapping[str, Any]) -> bool:
-    """Whether the object is already there with ``entry``'s content: same size in the listing,
-    then the same stored sha256 (asked only then, so at most one request per object)."""
-    return remote_size == entry["size"] and store.sha256(key) == entry["sha256"]
 
 
 def _entry(path: Path) -> dict[str, Any]:

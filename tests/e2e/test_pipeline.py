@@ -91,6 +91,30 @@ def test_dvc_yaml_lists_exactly_the_source_files_a_stage_imports(pipeline: tuple
         assert all(source_files(project, dep) for dep in sources), f"stage {stage} lists a dep with no source file"
 
 
+@pytest.mark.parametrize(
+    ("source", "stale"),
+    [
+        ("src/trainflow/training/callbacks.py", {"train"}),
+        ("src/trainflow/encoders.py", {"fit_encoder", "train", "evaluate", "package"}),
+        ("src/trainflow/components/models.py", set(STAGES)),
+    ],
+)
+def test_editing_a_source_file_makes_stale_only_the_stages_that_run_it(
+    pipeline: tuple[Path, str], source: str, stale: set[str]
+) -> None:
+    """A docstring edit in a callback must not re-run prepare; a config class is read by all."""
+    project, _ = pipeline
+    path = project / source
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
+    try:
+        status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    finally:
+        path.write_text(original)
+    changed = {stage for stage, changes in status.items() if any("changed deps" in change for change in changes)}
+    assert changed == stale
+
+
 def test_dvc_plots_show_draws_only_the_declared_plots_with_axis_titles(pipeline: tuple[Path, str]) -> None:
     project, _ = pipeline
     shown = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)

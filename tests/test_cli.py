@@ -115,6 +115,10 @@ def test_an_error_in_an_overridden_key_names_the_override(tmp_path: Path) -> Non
             ["override metrics=[mae]: metrics: 'mae' is a regression metric", "valid for classification"],
         ),
         (["loss.name=huber"], ["loss.name: 'huber' is a regression loss but the data set is classification"]),
+        (
+            ["dataset.name=csv", "dataset.path=t.csv", "model.name=cnn"],
+            ["override model.name=cnn: model.name: cnn needs a data set of images", "use model.name: mlp"],
+        ),
         (["train.checkpoint.monitor=val/r2"], ["train.checkpoint.monitor: 'val/r2' is not computed by this run"]),
         (["train.early_stopping.monitor=val/mae"], ["train.early_stopping.monitor: 'val/mae' is not computed"]),
     ],

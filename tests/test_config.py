@@ -243,3 +243,7 @@ def test_a_loss_metric_or_monitor_that_does_not_fit_the_run_is_refused(tmp_path:
     monitor = error_of(tmp_path, "seed: 1\n", ("train.checkpoint.monitor=val/mae",))
     assert monitor.startswith("override train.checkpoint.monitor=val/mae: train.checkpoint.monitor: 'val/mae' is not")
     resolve({"dataset": {"name": "csv", "path": "t.csv", "task": "regression"}, "loss": "huber"})  # fits
+    assert "model.name: cnn needs a data set of images" in error_of(
+        tmp_path, "dataset:\n  name: parquet\n  path: t.parquet\nmodel: cnn\n"
+    )
+    assert resolve({"model": "cnn"}).model.name == "cnn"  # digits are images

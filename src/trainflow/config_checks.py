@@ -1,8 +1,8 @@
 """Checks of a whole experiment that no single section can make alone.
 
 :func:`check_experiment` (run by every resolve) refuses what a stage would refuse later from
-the config alone: a loss or metric that does not fit the data set's task, a monitor the run
-does not compute. :func:`check_machine` adds what depends on this machine (fp16 or a CUDA
+the config alone: a loss or metric that does not fit the data set's task, an image model on
+a table, a monitor the run does not compute. :func:`check_machine` adds what depends on this machine (fp16 or a CUDA
 device without CUDA); it imports torch only when the config asks for CUDA, so the default
 experiment is checked with pydantic alone.
 """
@@ -63,6 +63,12 @@ def check_experiment(config: Config, origin: Origin) -> None:
                     "metrics",
                     f"{name!r} is a {metric.task} metric but the data set is {task}; valid for {task}: {valid}",
                 )
+    if getattr(config.model, "needs_images", False) and getattr(config.dataset, "images", True) is False:
+        raise origin.error(
+            "model.name",
+            f"{config.model.name} needs a data set of images (channels, height, width) and dataset "
+            f"{config.dataset.name} holds feature rows; use model.name: mlp for tabular data",
+        )
     known = computed_metrics(config)
     stopping, checkpoint, default = config.train.early_stopping, config.train.checkpoint, CheckpointConfig()
     if stopping.patience and stopping.monitor not in known:

@@ -18,6 +18,7 @@ class DigitsConfig(ComponentConfig):
     """The handwritten digits (8x8 images, 10 classes): CSV without header, pixels then label."""
 
     task: ClassVar[Task] = CLASSIFICATION
+    images: ClassVar[bool] = True  # rows are 8x8 single-channel images
     path: str = "data/raw/digits.csv.gz"
 
 
@@ -29,9 +30,10 @@ class TableConfig(ComponentConfig):
     dropped. ``classes`` empty means the sorted distinct labels found; when listed (whole
     numbers or names, in the order that becomes the class index), a label outside them is a
     data error. A label column is read as names when ``classes`` lists names or when none of
-    its values is a number.
+    its values is a number. Rows are plain feature vectors, never images.
     """
 
+    images: ClassVar[bool] = False
     path: str
     label_column: str = "label"
     task: Task = CLASSIFICATION

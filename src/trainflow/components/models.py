@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -25,6 +25,7 @@ class MLPConfig(ComponentConfig):
 class CNNConfig(ComponentConfig):
     """A small CNN for images: one conv block per entry of ``channels``, then a two-layer head."""
 
+    needs_images: ClassVar[bool] = True
     name: str = "cnn"
     channels: tuple[PositiveInt, ...] = (16, 32)
     kernel_size: Annotated[int, Field(ge=1, le=7)] = 3

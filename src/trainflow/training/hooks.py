@@ -61,6 +61,13 @@ def hook_methods(callbacks: list[Any], hook: str) -> list[Callable[..., None]]:
     return methods
 
 
+def hook_table(callbacks: list[Any], main_process: bool) -> dict[str, list[Callable[..., None]]]:
+    """For each hook, the methods to call in order; ``main_process_only`` callbacks are left out
+    on the other processes."""
+    active = [c for c in callbacks if main_process or not getattr(c, "main_process_only", False)]
+    return {hook: hook_methods(active, hook) for hook in HOOKS}
+
+
 def better(value: float, reference: float | None, mode: str, min_delta: float = 0.0) -> bool:
     """True when ``value`` beats ``reference`` by more than ``min_delta`` (any value beats None)."""
     if reference is None:

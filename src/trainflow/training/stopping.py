@@ -4,6 +4,7 @@
   as a resumable stop (the :class:`~trainflow.training.callbacks.Checkpoint` callback saves that
   position and ``fit`` returns); a second Ctrl-C interrupts at once (KeyboardInterrupt). Python
   allows signal handlers in the main thread alone; elsewhere it does nothing.
+* :func:`report_stop`: the line that says why a fit ended early.
 * :func:`sync_stop`: every process takes the same stop decision, so all leave the loop at the
   same batch (a process leaving alone would leave the others waiting in a DDP collective).
 """
@@ -52,3 +53,15 @@ def sync_stop(trainer: Trainer) -> None:
         trainer.stop_reason = distributed.first_object(trainer.stop_reason)
     trainer.should_stop, trainer._break_epoch, trainer.stopped_mid_epoch = stop > 0, now > 0, mid > 0
     trainer.stop_resumable = final == 0
+
+
+def report_stop(trainer: Trainer) -> None:
+    """Say why a fit ended early: where an interrupt left it (and how to continue), or the reason
+    a callback gave."""
+    if trainer.interrupted:
+        mid = trainer.stopped_mid_epoch
+        e, b = trainer.state.epoch + (1 if mid else 0), trainer.state.batch_in_epoch
+        where = f"epoch {e}, batch {b}" if mid else f"the end of epoch {e}"
+        trainer.echo(f"interrupted at {where}; fit(resume=True) continues")
+    elif trainer.stop_reason:
+        trainer.echo(f"stopped: {trainer.stop_reason}")

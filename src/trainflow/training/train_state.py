@@ -6,6 +6,12 @@ metric, history, callbacks' states, RNG states, loader position, the config and 
 fingerprint); :func:`restore` puts one back. :func:`find_checkpoint` picks what a resume
 loads: the newest readable checkpoint whose fingerprint matches the current config.
 The files themselves (names, atomic writes, safe loading) are :mod:`trainflow.training.checkpoint`'s.
+
+Exact resume: a checkpoint holds the RNG state at the start of the running epoch and the current
+one. A mid-epoch resume restores the first, rebuilds the epoch's loader iterator (so the shuffle
+is drawn exactly as before), skips the batches already done (or restores a stateful loader's
+position: :func:`resume_batches`), then restores the second; on CPU the result is bit-identical
+to a run never stopped.
 """
 
 from __future__ import annotations

@@ -49,10 +49,8 @@ The loop and its hooks, in the order they run::
         on_fit_end(trainer)
         (on any exception: on_exception(trainer, error), then the exception propagates)
 
-Exact resume: a checkpoint holds the RNG state at the start of the running epoch and the current
-one. A mid-epoch resume restores the first, rebuilds the epoch's loader iterator (so the shuffle
-is drawn exactly as before), skips the batches already done (or restores a stateful loader's
-position), then restores the second; on CPU the result is bit-identical to a run never stopped.
+Exact resume (bit-identical on CPU to a run never stopped, mid-epoch included): see
+:mod:`trainflow.training.train_state`.
 
 Distributed (torchrun, ``WORLD_SIZE`` > 1): the loaders are sharded and a DDP wrapper trains
 (:mod:`trainflow.training.distributed`); ``main_process_only`` callbacks (the writers) run on
@@ -75,10 +73,10 @@ from trainflow.problems.base import Problem, SupervisedProblem
 from trainflow.training import distributed, train_state
 from trainflow.training.accelerator import Precision, prepare
 from trainflow.training.callbacks import default_callbacks
-from trainflow.training.hooks import HOOKS, better, hook_methods
+from trainflow.training.hooks import better, hook_table
 from trainflow.training.loaders import set_epoch
 from trainflow.training.seeding import RngState, configure_determinism, get_rng_state, set_rng_state
-from trainflow.training.stopping import stop_on_interrupt, sync_stop
+from trainflow.training.stopping import report_stop, stop_on_interrupt, sync_stop
 from trainflow.training.train_state import TrainState
 
 if TYPE_CHECKING:
@@ -188,7 +186,7 @@ class Trainer:
         self._epoch_rng: RngState | None = None
         self._resume_epoch: dict[str, Any] | None = None
         self._reset_stop()
-        self._hooks = self._hook_table()
+        self._hooks = hook_table(self.callbacks, self.is_main_process)
 
     # ------------------------------------------------------------------------------------------
     # The loop
@@ -209,7 +207,7 @@ class Trainer:
         self._reset_stop()
         if resume:
             self.resume(resume)
-        self._hooks = self._hook_table()
+        self._hooks = hook_table(self.callbacks, self.is_main_process)
         self.epochs_run = 0
         if self.state.epoch >= self.max_epochs:
             self.echo(f"training already finished: {self.state.epoch} of {self.max_epochs} epochs done; nothing to do")
@@ -223,12 +221,7 @@ class Trainer:
                     if self.stopped_mid_epoch:
                         break
                     self._end_epoch({"epoch": self.state.epoch + 1, **train_metrics, **self.validate()})
-            if self.interrupted:
-                e, b = self.state.epoch + (1 if self.stopped_mid_epoch else 0), self.state.batch_in_epoch
-                where = f"epoch {e}, batch {b}" if self.stopped_mid_epoch else f"the end of epoch {e}"
-                self.echo(f"interrupted at {where}; fit(resume=True) continues")
-            elif self.stop_reason:
-                self.echo(f"stopped: {self.stop_reason}")
+            report_stop(self)
             if self.test_loader is not None and self.epochs_run and not self.interrupted:
                 self.test()
             self._call("on_fit_end")
@@ -473,10 +466,6 @@ class Trainer:
     def _call(self, hook: str, *args: Any) -> None:
         for method in self._hooks[hook]:
             method(self, *args)
-
-    def _hook_table(self) -> dict[str, list[Callable[..., None]]]:
-        active = [c for c in self.callbacks if self.is_main_process or not getattr(c, "main_process_only", False)]
-        return {hook: hook_methods(active, hook) for hook in HOOKS}
 
     def _reset_stop(self) -> None:
         self.interrupted = False

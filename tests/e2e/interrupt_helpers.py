@@ -44,6 +44,7 @@ def interrupt_when(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_a_terminal_job,
     )
     lines: list[str] = []
     sent: list[float] = []
@@ -70,6 +71,13 @@ def interrupt_when(
     reader.join(timeout=10)
     exit_s = time.monotonic() - sent[0] if sent else 0.0
     return Interrupted(process.returncode, "".join(lines), exit_s, bool(sent))
+
+
+def _as_a_terminal_job() -> None:
+    """Start the command with SIGINT at its default, as a shell starts a foreground job: a signal
+    that this (test) process happens to ignore would otherwise be ignored by the command too,
+    since ignored signals survive ``exec``, and the Ctrl-C under test would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def processes_mentioning(text: str) -> list[str]:

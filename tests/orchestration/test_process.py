@@ -116,3 +116,32 @@ def test_a_stray_child_does_not_outlive_a_finished_command(tmp_path: Path, pid_f
     result = run_command(["bash", "-c", script, "stray", str(pid_file)], cwd=tmp_path, grace_s=0.5)
     assert result.returncode == 0
     assert wait_gone(read_pids(pid_file, 1)) == []
+
+
+CALLER = """
+import sys
+from trainflow.training.supervisor import run_command
+run_command(["bash", "-c", 'echo $$ >> "$1"; sleep 300', "leader", sys.argv[1]])
+"""
+
+
+def test_the_command_dies_with_a_caller_killed_outright(tmp_path: Path, pid_file: Path) -> None:
+    """SIGKILL leaves the caller no chance to clean up: the parent-death signal stops the command."""
+    import subprocess
+
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, str(pid_file)])
+    try:
+        (leader,) = read_pids(pid_file, 1)
+        assert running(leader)
+    finally:
+        caller.kill()
+        caller.wait()
+    assert wait_gone([leader]) == []
+
+
+def test_a_process_that_left_the_group_is_found_by_its_launch_token(tmp_path: Path, pid_file: Path) -> None:
+    """A child that starts a session of its own escapes the group kill, not the launch token."""
+    script = """setsid bash -c 'echo $$ >> "$1"; exec sleep 300' escaped "$1" & sleep 0.5; echo done"""
+    result = run_command(["bash", "-c", script, "escape", str(pid_file)], cwd=tmp_path, grace_s=0.5)
+    assert result.returncode == 0
+    assert wait_gone(read_pids(pid_file, 1)) == []

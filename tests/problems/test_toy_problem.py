@@ -146,3 +146,29 @@ def test_a_registered_problem_resumes_exactly_mid_epoch(tmp_path: Path) -> None:
 def test_an_unknown_problem_name_lists_the_registered_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown name 'toy_masked'.*classification.*regression"):
         registry.problems.build(ProblemConfig(name="toy_masked"))
+
+
+def test_overriding_compute_loss_changes_the_loss_of_training_and_evaluation() -> None:
+    """The other way in: a Trainer subclass with its own ``compute_loss(batch)``."""
+
+    class L1Trainer(Trainer):
+        def compute_loss(self, batch: Any, forward: Callable[[Any], Any] | None = None) -> tuple[torch.Tensor, Any]:
+            outputs = (forward or self._forward)(batch["x"])
+            return (outputs - batch["y"]).abs()[batch["mask"]].mean(), outputs
+
+    torch.manual_seed(0)
+    model = PerStepModel(ToyModelConfig(name="toy_per_step"))
+    val = ToySeries(32, 32, seed=2)
+    trainer = L1Trainer(
+        model,
+        ToySeries(64, 8, seed=1),
+        val,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),  # lr 0: the weights stay, the loss is checkable
+        problem=MaskedRegression(),
+        progress="off",
+    )
+    trainer.fit(1)
+    batch = next(iter(val))
+    with torch.no_grad():
+        expected = (model(batch["x"]) - batch["y"]).abs()[batch["mask"]].mean()
+    assert trainer.state.history[-1]["val/loss"] == pytest.approx(float(expected), rel=1e-6)

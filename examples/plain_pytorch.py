@@ -2,7 +2,9 @@
 
 The model, the loaders, the optimizer and the loss are what any PyTorch script has; the Trainer
 adds the loop, validation, checkpoints (resumed on the next run), early stopping and an
-end-save of the final model with its validation and test results.
+end-save of the final model (``final/model.pt``, a model snapshot: its ``model_state`` loads
+into the same ``nn.Sequential``) with its validation and test results. A loss that is not
+``criterion(model(x), y)`` goes in as ``problem=`` (see trainflow.problems).
 
     python examples/plain_pytorch.py --epochs 10 --out runs/example
 

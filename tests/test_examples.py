@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainflow.models.snapshot import read_snapshot
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -31,6 +33,9 @@ def test_plain_pytorch_example_trains_resumes_and_end_saves(
     results = json.loads((out / "final" / "results.json").read_text())
     assert results["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-4)
     assert list((out / "checkpoints").glob("ckpt-e0003-*.pt"))
+    snapshot = read_snapshot(out / "final" / "model.pt")  # the one weight format, config-less here
+    assert snapshot["config"] is None and snapshot["epoch"] == 3
+    assert set(snapshot["model_state"]) == {"0.weight", "0.bias", "3.weight", "3.bias"}
 
     run_example("plain_pytorch.py", "--epochs", "3", "--out", str(out), monkeypatch=monkeypatch)
     assert "training already finished: 3 of 3 epochs done" in capsys.readouterr().out

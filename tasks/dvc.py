@@ -91,9 +91,10 @@ def pipeline_stages(root: str | Path = ".") -> tuple[str, ...]:
         if name in order or name in path:
             return
         for dep in _paths(stages[name].get("deps", [])):
-            upstream = producer.get(dep.rstrip("/"))
-            if upstream is not None and upstream != name:
-                visit(upstream, (*path, name))
+            dep = dep.rstrip("/")
+            for out, upstream in producer.items():  # the dep is that output, or a file inside it
+                if upstream != name and (dep == out or dep.startswith(out.rstrip("/") + "/")):
+                    visit(upstream, (*path, name))
         order.append(name)
 
     for name in stages:

@@ -132,7 +132,7 @@ def test_the_stage_list_is_dvc_yamls_in_dag_order(tmp_path: Path) -> None:
         "stages:\n"
         "  late:\n    cmd: c\n    deps: [mid.out]\n    outs: [late.out]\n"
         "  early:\n    cmd: c\n    outs: [{early.out: {persist: true}}]\n"
-        "  mid:\n    cmd: c\n    deps: [early.out]\n    outs: [mid.out]\n"
+        "  mid:\n    cmd: c\n    deps: [early.out/part]\n    outs: [mid.out]\n"
         "  apart:\n    cmd: c\n"
     )
     assert pipeline_stages(tmp_path) == ("early", "mid", "late", "apart")

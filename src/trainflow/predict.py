@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from trainflow.errors import CheckpointError, DataError, StorageError
+from trainflow.errors import CheckpointError, DataError
 
 DEFAULT_SOURCE = "models/best.pt"
 URL_SCHEMES = ("file://", "s3://")
@@ -174,19 +174,9 @@ def load_package(folder: Path, outer: Path | None = None) -> Any:
 
 
 def download(url: str, dest: Path) -> Path:
-    """Download the uploaded package at ``url`` into ``dest`` and verify it; the folder."""
-    try:
-        from trainflow.storage import download_package  # type: ignore[attr-defined]
-    except ImportError:  # the older API: target and experiment id apart
-        from trainflow.storage.verify import download_package as download_by_id
+    """Download the uploaded package at ``url`` into ``dest``, every file verified; the folder."""
+    from trainflow.storage import download_package
 
-        target, _, name = url.rstrip("/").rpartition("/")
-        if not name or target.endswith(":/"):
-            raise StorageError(
-                f"{url}: expected <target>/<experiment-id>/, e.g. s3://bucket/prefix/0123abcd/"
-            ) from None
-        download_by_id(target, name, dest)
-        return Path(dest)
     return Path(download_package(url, dest))
 
 

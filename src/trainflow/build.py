@@ -15,6 +15,7 @@ set's :class:`~trainflow.data.datasets.DatasetInfo`:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,10 @@ def build_callbacks(config: Config, checkpoint_dir: str | Path | None) -> list[A
                 keep_every_n_epochs=c.keep_every_n_epochs,
             )
         )
+    if os.environ.get("TRAINFLOW_SWEEP_TRIAL"):  # a `trainflow sweep` trial reports each epoch to its study
+        from trainflow.sweep.pruning import trial_pruning_callback
+
+        callbacks.append(trial_pruning_callback())
     return callbacks
 
 

@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=["onnx", "torchscript"], dest="export_format")
     export.add_argument("--model", default=None, help="models/best.pt (default), a package folder, file:// or s3://")
     export.add_argument("--output", default=None, help="default: exports/model.onnx or exports/model.torchscript.pt")
+    sweep = commands.add_parser("sweep", help="run (or continue) the hyperparameter sweep in sweep.yaml")
+    sweep.add_argument("--spec", default=None, help="sweep spec file (default: sweep.yaml)")
+    sweep.add_argument("--root", default=".", help="project root (default: .)")
+    sweep.add_argument("--apply-best", action="store_true", help="write the best trial's values into params.yaml")
     return parser
 
 
@@ -168,7 +172,14 @@ def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     return export_command(args.export_format, args.model, args.output)
 
 
+def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from trainflow.sweep import sweep_command
+
+    return sweep_command(args.spec, Path(args.root), apply=args.apply_best)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "sweep": cmd_sweep,
     "predict": cmd_predict,
     "export": cmd_export,
     "doctor": cmd_doctor,

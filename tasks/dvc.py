@@ -130,13 +130,16 @@ def _repo(root: str | Path, question: str) -> Iterator[Any]:
         raise DvcQueryFailed(f"`dvc {question}` in {Path(root).resolve()}: {error}") from None
 
 
+def _lock_entry(root: str | Path, stage: str) -> dict[str, Any] | None:
+    """``stage``'s entry in dvc.lock: what DVC recorded of its last run; None before its first."""
+    lock_path = Path(root) / "dvc.lock"
+    lock = (yaml.safe_load(lock_path.read_text()) or {}) if lock_path.is_file() else {}
+    return (lock.get("stages") or {}).get(stage)
+
+
 def locked_outs(root: str | Path, stage: str) -> dict[str, str]:
     """``{path: md5}`` of ``stage``'s outputs as recorded in dvc.lock (empty before its first run)."""
-    lock_path = Path(root) / "dvc.lock"
-    if not lock_path.is_file():
-        return {}
-    lock = yaml.safe_load(lock_path.read_text()) or {}
-    entry = (lock.get("stages") or {}).get(stage) or {}
+    entry = _lock_entry(root, stage) or {}
     return {out["path"]: str(out.get("md5") or out.get("hash") or "") for out in entry.get("outs", [])}
 
 
@@ -144,6 +147,13 @@ def stale_stages(root: str | Path) -> list[str]:
     """What ``dvc status`` reports as changed (stage names, or a ``.dvc`` file); [] when up to date."""
     with _repo(root, "status") as repo:
         return sorted(_address(root, key) for key in repo.status())
+
+
+def _stale(root: str | Path, stage: str, with_deps: bool) -> bool:
+    """Whether ``dvc status STAGE`` reports the stage (with ``with_deps``, or one upstream) as changed."""
+    with _repo(root, f"status {stage}") as repo:
+        target = f"{Path(root).resolve() / 'dvc.yaml'}:{stage}"  # a bare name would be looked up from the cwd
+        return bool(repo.status(targets=[target], with_deps=with_deps))
 
 
 def _address(root: str | Path, key: str) -> str:
@@ -200,9 +210,7 @@ def repro_stage(
     without it, DVC also brings every upstream stage up to date first. Whether it runs is
     DVC's answer beforehand (``dvc status STAGE``), not a reading of its output.
     """
-    with _repo(root, f"status {stage}") as repo:
-        target = f"{Path(root).resolve() / 'dvc.yaml'}:{stage}"  # a bare name would be looked up from the cwd
-        ran = bool(repo.status(targets=[target], with_deps=not single_item))
+    ran = _lock_entry(root, stage) is None or _stale(root, stage, with_deps=not single_item)  # new to DVC: it runs
     args = ["repro", *(["--single-item"] if single_item else []), stage]
     result = run_dvc(args, root, timeout_s=timeout_s, on_line=without_git_hint(on_line) if on_line else None)
     return StageRun(stage=stage, ran=ran, seconds=result.seconds, outs=locked_outs(root, stage))

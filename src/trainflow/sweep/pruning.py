@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from trainflow.sweep.runner import ENV_MONITOR, ENV_PRUNED_FILE, ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+from trainflow.sweep.runner import ENV_MONITOR, ENV_PRUNED_FILE, ENV_PRUNER, ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+from trainflow.sweep.spec import Pruner
+from trainflow.sweep.study import make_pruner
 from trainflow.training.hooks import Callback
 
 if TYPE_CHECKING:
@@ -29,9 +31,9 @@ class TrialPruning(Callback):
     main_process_only = True
     order = 80  # after early stopping has seen the epoch, before loggers and checkpoints
 
-    def __init__(self, storage: str, study: str, number: int, monitor: str, pruned_file: Path) -> None:
+    def __init__(self, storage: str, study: str, number: int, monitor: str, pruned_file: Path, pruner: Pruner) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.load_study(study_name=study, storage=storage)
+        self.study = optuna.load_study(study_name=study, storage=storage, pruner=make_pruner(pruner))
         trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
         self.trial = optuna.trial.Trial(self.study, trial_id)
         self.monitor, self.pruned_file = monitor, pruned_file
@@ -55,4 +57,5 @@ def trial_pruning_callback() -> TrialPruning | None:
         int(os.environ[ENV_TRIAL]),
         os.environ.get(ENV_MONITOR, "val/loss"),
         Path(os.environ[ENV_PRUNED_FILE]),
+        Pruner.model_validate_json(os.environ.get(ENV_PRUNER, "{}")),
     )

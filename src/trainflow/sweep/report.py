@@ -63,11 +63,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def best_values(spec: SweepSpec, study: optuna.Study) -> dict[str, Any]:
-    """The best complete trial's searched values plus the fixed ones."""
+    """The best complete trial's searched values. ``fixed`` ones are left out: they set the
+    sweep's budget (a few epochs), not a result to keep."""
     complete = [t for t in ranked(spec, study) if t.state == TrialState.COMPLETE]
-    if not complete:
-        return {}
-    return {**spec.fixed, **decode(spec, complete[0].params)}
+    return decode(spec, complete[0].params) if complete else {}
 
 
 def best_diff(spec: SweepSpec, study: optuna.Study, params: Path) -> str:

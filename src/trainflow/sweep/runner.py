@@ -27,13 +27,15 @@ from optuna.trial import TrialState
 
 from trainflow.errors import TrainflowError
 from trainflow.sweep.spec import SWEEPS_DIR, SweepSpec, override
-from trainflow.sweep.study import counted, decode, distributions, open_study
+from trainflow.sweep.study import attach_study, counted, decode, distributions, open_study
+from trainflow.training.supervisor import run_command
 
 ENV_STORAGE = "TRAINFLOW_SWEEP_STORAGE"
 ENV_STUDY = "TRAINFLOW_SWEEP_STUDY"
 ENV_TRIAL = "TRAINFLOW_SWEEP_TRIAL"
 ENV_MONITOR = "TRAINFLOW_SWEEP_MONITOR"
 ENV_PRUNED_FILE = "TRAINFLOW_SWEEP_PRUNED_FILE"
+ENV_PRUNER = "TRAINFLOW_SWEEP_PRUNER"
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,15 @@ def monitor_key(metric: str) -> str:
 
 
 def _command(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> int:
+    """Run ``cmd`` under the project's process supervisor (its whole tree goes when the sweep
+    does), appending its output to ``log``; the exit code."""
     with log.open("a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
-        return subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        result = run_command(
+            cmd, cwd=cwd, env=env, on_line=lambda line: (out.write(line + "\n"), out.flush()), check=False
+        )
+        return result.returncode
 
 
 def _tool(name: str) -> str:
@@ -124,6 +131,7 @@ def run_trial(spec: SweepSpec, root: Path, number: int, values: dict[str, Any], 
         ENV_TRIAL: str(number),
         ENV_MONITOR: monitor_key(spec.metric),
         ENV_PRUNED_FILE: str(pruned_file.resolve()),
+        ENV_PRUNER: spec.pruner.model_dump_json(),
     }
     sets = [arg for key, value in {**spec.fixed, **values}.items() for arg in ("-S", override(key, value))]
     name = experiment_name(spec, number)
@@ -137,11 +145,15 @@ def run_trial(spec: SweepSpec, root: Path, number: int, values: dict[str, Any], 
 
 
 class Sweep:
-    """Drives the study: asks for trials until ``spec.trials`` are done, ``parallelism`` at once."""
+    """Drives the study: asks for trials until ``spec.trials`` are done, ``parallelism`` at once.
 
-    def __init__(self, spec: SweepSpec, root: Path, echo: Any = print) -> None:
+    ``resume=True`` (a sweep's one driver) fails and re-enqueues trials a killed sweep left
+    running; a runner of a single trial (the Prefect trial flow) attaches with ``resume=False``.
+    """
+
+    def __init__(self, spec: SweepSpec, root: Path, echo: Any = print, resume: bool = True) -> None:
         self.spec, self.root, self.echo = spec, root, echo
-        self.study = open_study(spec, root)
+        self.study = open_study(spec, root) if resume else attach_study(spec, root)
         self.storage = spec.storage_url(root)
         self.lock = threading.Lock()
         self.results: list[TrialResult] = []
@@ -152,24 +164,33 @@ class Sweep:
                 return None
             return self.study.ask(distributions(self.spec))
 
+    def run_one(self) -> TrialResult | None:
+        """Run the next trial to its end and tell the study; None when all are done."""
+        if (trial := self._next()) is None:
+            return None
+        values = decode(self.spec, trial.params)
+        name = experiment_name(self.spec, trial.number)
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
+        self.echo(f"sweep: trial {trial.number} started: {shown}")
+        try:
+            state, value = run_trial(self.spec, self.root, trial.number, values, self.storage)
+        except TrainflowError as error:
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.echo(f"sweep: trial {trial.number} failed: {error}")
+            return TrialResult(trial.number, "FAIL", None, name)
+        trial.set_user_attr("experiment", name)
+        if state == "PRUNED":
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, value)
+        self.echo(f"sweep: trial {trial.number} {state.lower()}: {self.spec.metric}={value:.6g}")
+        result = TrialResult(trial.number, state, value, name)
+        self.results.append(result)
+        return result
+
     def _worker(self) -> None:
-        while (trial := self._next()) is not None:
-            values = decode(self.spec, trial.params)
-            shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
-            self.echo(f"sweep: trial {trial.number} started: {shown}")
-            try:
-                state, value = run_trial(self.spec, self.root, trial.number, values, self.storage)
-            except TrainflowError as error:
-                self.study.tell(trial, state=TrialState.FAIL)
-                self.echo(f"sweep: trial {trial.number} failed: {error}")
-                continue
-            trial.set_user_attr("experiment", experiment_name(self.spec, trial.number))
-            if state == "PRUNED":
-                self.study.tell(trial, state=TrialState.PRUNED)
-            else:
-                self.study.tell(trial, value)
-            self.echo(f"sweep: trial {trial.number} {state.lower()}: {self.spec.metric}={value:.6g}")
-            self.results.append(TrialResult(trial.number, state, value, experiment_name(self.spec, trial.number)))
+        while self.run_one() is not None:
+            pass
 
     def run(self) -> optuna.Study:
         done = counted(self.study)

@@ -24,7 +24,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from trainflow.sweep.spec import Choice, IntRange, LogUniform, SweepSpec, Uniform, grid_values
+from trainflow.sweep.spec import Choice, IntRange, LogUniform, Pruner, SweepSpec, Uniform, grid_values
 
 PRIMITIVES = (type(None), bool, int, float, str)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -59,19 +59,29 @@ def decode(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+class GridSearch(optuna.samplers.GridSampler):
+    """Optuna's GridSampler without its stop request at the last point: ``study.stop`` works
+    inside ``study.optimize`` only, and the sweep stops by counting trials (ask and tell)."""
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: TrialState, values: Any) -> None:
+        return None
+
+
 def sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     if spec.search == "grid":
         grid = {key: [_encode(v) for v in grid_values(dim)] for key, dim in spec.space.items()}  # type: ignore[arg-type]
-        return optuna.samplers.GridSampler(grid, seed=spec.seed)
+        return GridSearch(grid, seed=spec.seed)
     if spec.search == "tpe":
         return optuna.samplers.TPESampler(seed=spec.seed)
     return optuna.samplers.RandomSampler(seed=spec.seed)
 
 
-def pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    if spec.pruner.name == "median":
-        p = spec.pruner
-        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+def make_pruner(settings: Pruner) -> optuna.pruners.BasePruner:
+    """The Optuna pruner of the spec's ``pruner`` (the trial's train stage builds the same one)."""
+    if settings.name == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_epochs
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -82,19 +92,24 @@ def random_proposals(spec: SweepSpec) -> list[dict[str, Any]]:
     return [scratch.ask(dists).params for _ in range(spec.trials)]
 
 
-def open_study(spec: SweepSpec, root: Path) -> optuna.Study:
-    """Create or continue the study; trials a killed sweep left running are failed and their
-    params enqueued again, and a random search's proposals are enqueued once."""
+def attach_study(spec: SweepSpec, root: Path) -> optuna.Study:
+    """The study with the spec's sampler and pruner, created if need be, nothing else changed."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec.study_dir(root).mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
+    return optuna.create_study(
         study_name=spec.study,
         storage=spec.storage_url(root),
         sampler=sampler(spec),
-        pruner=pruner(spec),
+        pruner=make_pruner(spec.pruner),
         direction="maximize" if spec.mode == "max" else "minimize",
         load_if_exists=True,
     )
+
+
+def open_study(spec: SweepSpec, root: Path) -> optuna.Study:
+    """Create or continue the study; trials a killed sweep left running are failed and their
+    params enqueued again, and a random search's proposals are enqueued once."""
+    study = attach_study(spec, root)
     storage = study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(trial._trial_id, RETRIED, True)

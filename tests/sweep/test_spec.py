@@ -1,0 +1,86 @@
+"""The sweep spec: bad specs fail with one line naming the key; proposals are reproducible;
+--apply-best's line-wise edit keeps params.yaml's comments and layout. Fast: no trial runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainflow.cli import main
+from trainflow.sweep.apply_best import set_values
+from trainflow.sweep.spec import parse_spec
+from trainflow.sweep.study import random_proposals
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = yaml.safe_load((REPO / "sweep.yaml").read_text())
+
+
+def _run_spec(tmp_path: Path, spec: dict, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    shutil.copy2(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    code = main(["sweep", "--root", str(tmp_path), "--spec", str(tmp_path / "sweep.yaml")])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"space": {"train.optimizer.lrr": {"type": "uniform", "low": 0.1, "high": 0.2}}}, "train.optimizer.lrr"),
+        ({"space": {"train.optimizer.lr": {"type": "loguniform", "low": 0, "high": 1}}}, "train.optimizer.lr"),
+        ({"space": {"model.hidden_sizes": {"type": "choice", "values": [[64], [0]]}}}, "model.hidden_sizes"),
+        ({"space": {"train.max_epochs": {"type": "range", "low": 1, "high": 2}}}, "train.max_epochs"),
+        ({"search": "grid"}, "sweep.space.train.optimizer.lr"),
+        ({"search": "bayes"}, "sweep.search"),
+        ({"n_trials": 0}, "sweep.n_trials"),
+        ({"mode": "up"}, "sweep.mode"),
+        ({"pruner": {"name": "hyperband"}}, "sweep.pruner.name"),
+        ({"fixed": {"train.max_epochs": -1}}, "sweep.fixed.train.max_epochs"),
+        ({"parallel": 2}, "sweep.parallel"),
+    ],
+)
+def test_bad_spec_is_one_line_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, named: str
+) -> None:
+    code, err = _run_spec(tmp_path, {**SPEC, **change}, capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert named in err
+    assert not (tmp_path / ".sweeps").exists()  # refused before any work
+
+
+def test_grid_needs_enough_points_and_counts_them() -> None:
+    space = {
+        "train.optimizer.lr": {"type": "choice", "values": [0.1, 0.2]},
+        "train.max_epochs": {"type": "int", "low": 1, "high": 3},
+    }
+    assert parse_spec({"search": "grid", "space": space}).trials == 6
+    with pytest.raises(Exception, match=r"n_trials: 7 is more than the grid's 6 points"):
+        parse_spec({"search": "grid", "n_trials": 7, "space": space})
+
+
+def test_random_proposals_are_reproducible() -> None:
+    spec = parse_spec(SPEC)
+    first, again = random_proposals(spec), random_proposals(spec)
+    other = random_proposals(parse_spec({**SPEC, "seed": SPEC["seed"] + 1}))
+    assert first == again and len(first) == SPEC["n_trials"]
+    assert len({str(p) for p in first}) == len(first)  # distinct trials
+    assert first != other
+
+
+def test_apply_best_edit_keeps_comments_and_layout() -> None:
+    text = (REPO / "params.yaml").read_text()
+    new = set_values(text, {"train.optimizer.lr": 0.0025, "model.hidden_sizes": [64], "train.max_epochs": 3})
+    old_lines, new_lines = text.splitlines(), new.splitlines()
+    changed = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
+    assert len(changed) == 3  # only the three value lines
+    for before, after in changed:
+        if "#" in before:
+            assert after.index("#") == before.index("#") and after.split("#", 1)[1] == before.split("#", 1)[1]
+    data = yaml.safe_load(new)
+    assert data["train"]["optimizer"]["lr"] == 0.0025 and data["model"]["hidden_sizes"] == [64]
+    assert data["train"]["max_epochs"] == 3 and data["data"] == yaml.safe_load(text)["data"]
+    with pytest.raises(Exception, match=r"train\.grad_accum_steps is not written out"):
+        set_values(text, {"train.grad_accum_steps": 2})

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,16 +37,22 @@ ROOT = Path(__file__).resolve().parents[1]
 WAYS = ("loop", "trainflow", "torch", "onnx")
 
 
-def rss_mb() -> float:
-    """The current resident set size in MiB (Linux /proc)."""
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
+def rss_mb() -> float:
+    """The current resident set size in MiB (Linux /proc)."""
+    return _status_mb("VmRSS")
+
+
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS in MiB: VmHWM, not ru_maxrss, which a child inherits from the
+    driver that forked it (so it would report the driver's size)."""
+    return _status_mb("VmHWM")
 
 
 # -- the ways, each run in its own process ----------------------------------------------------

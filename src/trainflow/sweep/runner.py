@@ -11,12 +11,15 @@ metrics/eval.json. The environment tells the train stage's pruning callback whic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from optuna.trial import TrialState
 from trainflow.errors import TrainflowError
 from trainflow.sweep.spec import SWEEPS_DIR, SweepSpec, override
 from trainflow.sweep.study import attach_study, counted, decode, distributions, open_study
-from trainflow.training.supervisor import run_command
+from trainflow.training.supervisor import processes_with_env, run_command
 
 ENV_STORAGE = "TRAINFLOW_SWEEP_STORAGE"
 ENV_STUDY = "TRAINFLOW_SWEEP_STUDY"
@@ -36,6 +39,7 @@ ENV_TRIAL = "TRAINFLOW_SWEEP_TRIAL"
 ENV_MONITOR = "TRAINFLOW_SWEEP_MONITOR"
 ENV_PRUNED_FILE = "TRAINFLOW_SWEEP_PRUNED_FILE"
 ENV_PRUNER = "TRAINFLOW_SWEEP_PRUNER"
+ENV_RUNNER = "TRAINFLOW_SWEEP_RUNNER"  # marks the processes of one sweep, to stop them on Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,9 @@ def prepare_workspace(root: Path, workspace: Path, log: Path) -> None:
             raise TrainflowError(f"sweep: {' '.join(cmd[:3])} failed; see {log}")
 
 
-def run_trial(spec: SweepSpec, root: Path, number: int, values: dict[str, Any], storage: str) -> tuple[str, float]:
+def run_trial(
+    spec: SweepSpec, root: Path, number: int, values: dict[str, Any], storage: str, runner: str = ""
+) -> tuple[str, float]:
     """Run trial ``number`` with ``values`` (plus ``spec.fixed``); ``(state, metric)``.
 
     The state is ``COMPLETE`` or ``PRUNED`` (the train stage stopped it); a failed pipeline
@@ -132,6 +138,7 @@ def run_trial(spec: SweepSpec, root: Path, number: int, values: dict[str, Any], 
         ENV_MONITOR: monitor_key(spec.metric),
         ENV_PRUNED_FILE: str(pruned_file.resolve()),
         ENV_PRUNER: spec.pruner.model_dump_json(),
+        ENV_RUNNER: runner,
     }
     sets = [arg for key, value in {**spec.fixed, **values}.items() for arg in ("-S", override(key, value))]
     name = experiment_name(spec, number)
@@ -157,10 +164,11 @@ class Sweep:
         self.storage = spec.storage_url(root)
         self.lock = threading.Lock()
         self.results: list[TrialResult] = []
+        self.token, self.stopping = uuid.uuid4().hex, threading.Event()
 
     def _next(self) -> optuna.trial.Trial | None:
         with self.lock:
-            if counted(self.study) >= self.spec.trials:
+            if self.stopping.is_set() or counted(self.study) >= self.spec.trials:
                 return None
             return self.study.ask(distributions(self.spec))
 
@@ -173,8 +181,10 @@ class Sweep:
         shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
         self.echo(f"sweep: trial {trial.number} started: {shown}")
         try:
-            state, value = run_trial(self.spec, self.root, trial.number, values, self.storage)
+            state, value = run_trial(self.spec, self.root, trial.number, values, self.storage, self.token)
         except TrainflowError as error:
+            if self.stopping.is_set():
+                return None  # left running: the next `trainflow sweep` runs it again
             self.study.tell(trial, state=TrialState.FAIL)
             self.echo(f"sweep: trial {trial.number} failed: {error}")
             return TrialResult(trial.number, "FAIL", None, name)
@@ -198,7 +208,23 @@ class Sweep:
             f"sweep {self.spec.study}: {self.spec.search} search, {self.spec.trials} trials "
             f"({done} already done), {self.spec.parallelism} at a time; study in {self.storage}"
         )
-        with ThreadPoolExecutor(max_workers=self.spec.parallelism) as pool:
-            for future in [pool.submit(self._worker) for _ in range(self.spec.parallelism)]:
+        pool = ThreadPoolExecutor(max_workers=self.spec.parallelism)
+        futures = [pool.submit(self._worker) for _ in range(self.spec.parallelism)]
+        try:
+            for future in futures:
                 future.result()
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         return self.study
+
+    def stop(self) -> None:
+        """Ctrl-C: end the running trials (their processes run in sessions of their own) and
+        start no more; the study keeps them as running, so a rerun repeats them."""
+        self.stopping.set()
+        self.echo("sweep: interrupted; stopping the running trials (run `trainflow sweep` again to continue)")
+        for pid in processes_with_env(ENV_RUNNER, self.token):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)

@@ -14,7 +14,10 @@ This module is the public entry point; the work is split by job:
 - :mod:`trainflow.config_resolve`: raw data -> validated :class:`Config`, errors by key;
 - :mod:`trainflow.config_checks`: checks across sections, and the ones that depend on this machine;
 - :mod:`trainflow.config_data`: nested/flat conversions, the experiment id, the saved file;
-- :mod:`trainflow.components`: the built-in components' config classes and declarations.
+- :mod:`trainflow.components`: the built-in components' config classes and declarations;
+  :mod:`trainflow.components.base` also holds the field types (``PositiveInt``, ``Fraction``).
+
+A plug-in's config class needs :data:`STRICT` and :class:`ComponentConfig`, re-exported here.
 """
 
 from __future__ import annotations
@@ -22,14 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainflow.components.base import (
-    STRICT,
-    ComponentConfig,
-    Fraction,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveInt,
-)
+from trainflow.components.base import STRICT, ComponentConfig
 from trainflow.config_checks import Origin, check_machine
 from trainflow.config_data import (
     diff,
@@ -97,10 +93,6 @@ __all__ = [
     "DataConfig",
     "DistributedConfig",
     "EarlyStoppingConfig",
-    "Fraction",
-    "NonNegativeFloat",
-    "NonNegativeInt",
-    "PositiveInt",
     "RetrainConfig",
     "TrainConfig",
     "UploadConfig",

@@ -12,7 +12,6 @@ elsewhere is never unpickled.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from trainflow import registry
 from trainflow.components.base import ComponentConfig
 from trainflow.components.encoders import IdentityEncoderConfig, MinMaxEncoderConfig, StandardEncoderConfig
 from trainflow.config import Config, to_dict
+from trainflow.data.json_file import read_json
 from trainflow.errors import ConfigError, DataError
 from trainflow.io import atomic_write_json
 
@@ -244,12 +244,12 @@ def _entry(name: Any) -> registry.Entry:
 def load_encoder(path: Path) -> Encoder:
     """Read an encoder written by :func:`save_encoder`; a missing or malformed file is a DataError."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; run the fit-encoder stage first (`trainflow fit-encoder`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: unreadable encoder file ({error}); run the fit-encoder stage again") from None
+    data = read_json(
+        path,
+        missing="run the fit-encoder stage first (`trainflow fit-encoder`)",
+        unreadable="unreadable encoder file",
+        again="run the fit-encoder stage again",
+    )
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(f"{path}: not a trainflow encoder file; run the fit-encoder stage again")
     if data.get("version") != VERSION:

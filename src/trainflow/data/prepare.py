@@ -8,7 +8,6 @@ passed, the config that made it). The same config and data give bit-identical fi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from trainflow import registry
 from trainflow.config import Config, to_dict
 from trainflow.data import schemas
 from trainflow.data.datasets import Dataset, DatasetInfo
+from trainflow.data.json_file import read_json
 from trainflow.data.split import random_split, stratified_split
 from trainflow.errors import DataError
 from trainflow.io import atomic_write_json, replace_dir
@@ -111,12 +111,7 @@ def read_split(folder: Path, name: str) -> pd.DataFrame:
 def read_info(folder: Path) -> DatasetInfo:
     """The prepared dataset's :class:`DatasetInfo` from ``info.json``."""
     path = Path(folder) / INFO_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; {RUN_PREPARE}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: unreadable ({error}); {RUN_PREPARE} again") from None
+    data = read_json(path, missing=RUN_PREPARE, again=f"{RUN_PREPARE} again")
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object; {RUN_PREPARE} again")
     try:

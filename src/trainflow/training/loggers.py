@@ -41,6 +41,7 @@ from trainflow.components.loggers import CSVConfig, JSONConfig, NpyConfig, Tenso
 from trainflow.config import flatten, to_dict
 from trainflow.io import atomic_write
 from trainflow.training.callbacks import Callback
+from trainflow.training.events import every
 
 if TYPE_CHECKING:
     from trainflow.training.trainer import Trainer
@@ -253,6 +254,7 @@ class Loggers(Callback):
     def __init__(self, loggers: Sequence[Any], log_every_n_steps: int = 50) -> None:
         self.loggers = list(loggers)
         self.log_every_n_steps = log_every_n_steps
+        self._due = every(log_every_n_steps)
         self.active = False
 
     def on_fit_start(self, trainer: Trainer) -> None:
@@ -263,8 +265,7 @@ class Loggers(Callback):
                     logger.start(trainer)
 
     def on_batch_end(self, trainer: Trainer, batch: Any, loss: torch.Tensor) -> None:
-        n = self.log_every_n_steps
-        if n and trainer.at_step_boundary and trainer.state.global_step % n == 0:
+        if trainer.at_step_boundary and self._due(trainer.state.global_step):
             trainer.log({"train/loss_step": float(loss)}, step=trainer.state.global_step)
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:

@@ -31,8 +31,9 @@ BIN = Path(sys.executable).parent
 
 def timed(command: list[str], cwd: Path) -> float:
     """Seconds ``command`` takes in ``cwd``; a failure stops the benchmark with its output."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
-    env.pop("PYTHONPATH", None)
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    # the clone's own code (HEAD), for the plain repro as for the sweep's trials
+    env = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(cwd / "src")}
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,20 @@ def run_stage(stage: str, root: str, timeout_s: float | None, up_to_date: bool) 
     return summary
 
 
+def _retried(condition: Callable[[Task[..., Any], TaskRun, State[Any]], bool], backoff_s: float) -> dict[str, Any]:
+    """Task options of a command that may fail for a passing reason: ``DEFAULT_RETRIES`` retries
+    when ``condition`` says the failure is worth one, after ``backoff_s`` seconds doubling each
+    time (with jitter); no result caching or persisting, since the command's files are its result."""
+    return {
+        "retries": DEFAULT_RETRIES,
+        "retry_delay_seconds": exponential_backoff(backoff_factor=backoff_s),
+        "retry_jitter_factor": 0.2,
+        "retry_condition_fn": condition,
+        "cache_policy": NO_CACHE,
+        "persist_result": False,
+    }
+
+
 @functools.cache
 def stage_task(stage: str) -> Task[..., dict[str, Any]]:
     """The Prefect task of DVC stage ``stage`` (one per name, so its run history stays one task's).
@@ -102,12 +117,7 @@ def stage_task(stage: str) -> Task[..., dict[str, Any]]:
         body,
         name=stage,
         description=f"`dvc repro --single-item {stage}`: DVC runs the stage only if its deps, params or outs changed.",
-        retries=DEFAULT_RETRIES,
-        retry_delay_seconds=exponential_backoff(backoff_factor=10),
-        retry_jitter_factor=0.2,
-        retry_condition_fn=retry_stage,
-        cache_policy=NO_CACHE,
-        persist_result=False,
+        **_retried(retry_stage, backoff_s=10),
     )
 
 
@@ -131,14 +141,7 @@ def pipeline_status(root: str = ".", stages: tuple[str, ...] | None = None) -> l
     return list(stages[first:])
 
 
-@task(
-    retries=DEFAULT_RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.2,
-    retry_condition_fn=retry_upload,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@task(**_retried(retry_upload, backoff_s=5))
 def upload(root: str = ".") -> dict[str, Any]:
     """Upload the result package, model and config to ``upload.target`` from params.yaml.
 

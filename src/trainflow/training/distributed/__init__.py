@@ -24,7 +24,6 @@ from trainflow.training.distributed.group import (
     DEFAULT_TIMEOUT_S,
     NODE_RANK_ENV,
     collective_device,
-    die_with_parent,
     env_world_size,
     get_local_rank,
     get_rank,
@@ -47,6 +46,7 @@ from trainflow.training.distributed.sharding import (
     shard_indices,
     shard_loader,
 )
+from trainflow.training.supervisor import die_with_parent
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",

@@ -13,10 +13,8 @@ repro`` runs, whatever rank the c10d rendezvous gives that node), else rank 0.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -25,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from trainflow.errors import ConfigError
+from trainflow.training.supervisor import die_with_parent
 
 if TYPE_CHECKING:
     from trainflow.config import DistributedConfig
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 # Set by trainflow's launcher: the node's train.distributed.node_rank (picks the writing node).
 NODE_RANK_ENV = "TRAINFLOW_NODE_RANK"
 DEFAULT_TIMEOUT_S = 300.0
-_PR_SET_PDEATHSIG = 1
 
 _writer_rank = 0  # the global rank of the main process, fixed by setup()
 _created_here = False  # True when setup() initialised the group (so teardown() destroys it)
@@ -176,17 +174,6 @@ def process_group(settings: DistributedConfig | None = None) -> Iterator[int]:
     world = setup(settings)
     yield world
     teardown()
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent exits (no-op elsewhere).
-
-    A launcher killed outright cannot clean up its children; this makes them go with it.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
 def collective_device() -> torch.device:

@@ -19,8 +19,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.training_pipeline import package_line, run_pipeline, upload_package
-from tasks import artifacts
+from flows.training_pipeline import publish_run, run_pipeline, upload_package
 from tasks.acceptance import decide
 from tasks.versioning import accepted_metrics, dvc_pull, dvc_push, record_accepted
 from trainflow.errors import TrainflowError
@@ -71,22 +70,7 @@ def retrain(
         record_accepted(str(run.root), baseline, run.metrics)
 
     headline = ("Accepted: " if verdict.accepted else "Rejected: ") + verdict.message
-    summary = artifacts.summary_markdown(
-        "retrain",
-        run.experiment_id or "(no model)",
-        run.stages,
-        run.params_changed,
-        run.metrics,
-        baseline=accepted,
-        verdict=headline,
-        package=package_line(report),
-    )
-    artifacts.publish(
-        artifacts.metrics_rows(run.metrics, accepted),
-        summary,
-        link=report["location"] if report else None,
-        link_text=f"result package {run.experiment_id}",
-    )
+    publish_run("retrain", run, report, accepted=accepted, verdict=headline)
     if not verdict.accepted:
         raise RetrainRejected(verdict.message)
     return {**run.to_dict(), "verdict": verdict.to_dict(), "pull": pulled, "push": pushed, "upload": report}

@@ -124,6 +124,33 @@ def package_line(report: Mapping[str, Any] | None) -> str | None:
     return f"Uploaded to `{report['location']}`{counts}."
 
 
+def publish_run(
+    flow_name: str,
+    run: PipelineRun,
+    report: Mapping[str, Any] | None,
+    accepted: Mapping[str, float | None] | None = None,
+    verdict: str | None = None,
+) -> None:
+    """Leave the run's metrics table (against ``accepted`` metrics, if any), its summary (headed
+    by ``verdict``, if any) and the link to the uploaded package as Prefect artifacts."""
+    summary = artifacts.summary_markdown(
+        flow_name,
+        run.experiment_id or "(no model)",
+        run.stages,
+        run.params_changed,
+        run.metrics,
+        baseline=accepted,
+        verdict=verdict,
+        package=package_line(report),
+    )
+    artifacts.publish(
+        artifacts.metrics_rows(run.metrics, accepted),
+        summary,
+        link=report["location"] if report else None,
+        link_text=f"result package {run.experiment_id}",
+    )
+
+
 @flow(name="training-pipeline")
 def training_pipeline(
     root: str = ".",
@@ -143,18 +170,5 @@ def training_pipeline(
     """
     run = run_pipeline(root, overrides, timeouts, retries)
     report = upload_package(run.root, timeouts, retries) if upload else None
-    summary = artifacts.summary_markdown(
-        "training-pipeline",
-        run.experiment_id or "(no model)",
-        run.stages,
-        run.params_changed,
-        run.metrics,
-        package=package_line(report),
-    )
-    artifacts.publish(
-        artifacts.metrics_rows(run.metrics),
-        summary,
-        link=report["location"] if report else None,
-        link_text=f"result package {run.experiment_id}",
-    )
+    publish_run("training-pipeline", run, report)
     return {**run.to_dict(), "upload": report}

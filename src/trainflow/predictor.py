@@ -22,8 +22,9 @@ from torch import nn
 from torch.nn import functional
 
 from trainflow.data.datasets import DatasetInfo
+from trainflow.data.read import Locate, row_number
 from trainflow.data.schemas import cast_integers
-from trainflow.data.validate import Locate, row_number, validate
+from trainflow.data.validate import validate
 from trainflow.encoders import Encoder
 from trainflow.errors import DataError
 from trainflow.results.evaluate import INDEX_COLUMN

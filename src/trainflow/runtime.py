@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 SWITCH = "TRAINFLOW_CPU_KERNELS"
@@ -58,6 +58,18 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] = os.environ) -> dict[str,
             environ[name] = value
             pinned[name] = value
     return pinned
+
+
+RUNTIME_KEYS = ("torch", "python", "cpu_kernels", "cpu_capability", "threads")  # in the order recorded
+
+
+def stored_runtime_record(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A runtime record read back from a JSON file, in :func:`runtime_record`'s key order.
+
+    Files written with sorted keys lose that order; YAML and Markdown that show the record
+    (config.yaml, the model card) must not change with the file it came through.
+    """
+    return {key: stored[key] for key in RUNTIME_KEYS if key in stored}
 
 
 def runtime_record(threads: int | None = None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from trainflow.data.validate import detect_delimiter
+from trainflow.data.read import detect_delimiter
 from trainflow.errors import DataError
 from trainflow.predictor import TARGET, Predictor
 

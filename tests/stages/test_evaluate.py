@@ -84,7 +84,8 @@ def test_evaluating_twice_gives_the_same_bytes(project: tuple[Config, ProjectPat
     first = outputs(paths)
     evaluate.run(config, paths)
     assert outputs(paths) == first
-    assert len(first) == 7  # eval.json, history.csv, 2 confusion CSVs, 2 predictions, per_class.json
+    # eval.json, history.csv, 2 confusion CSVs, 2 predictions, per_class.json, weights, model summary
+    assert len(first) == 9
 
 
 def test_regression_metrics_and_scatter_data(tmp_path: Path) -> None:

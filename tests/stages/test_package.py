@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,9 @@ import torch
 
 from tests.results.tiny_project import make_project
 from trainflow.cli import main
+from trainflow.config import experiment_id
+from trainflow.paths import EVALUATED_MODEL, EVALUATED_WEIGHTS
+from trainflow.results.model_files import weights_bytes
 from trainflow.stages import evaluate, package
 from trainflow.storage.manifest import read_manifest, verify_manifest
 
@@ -38,3 +44,52 @@ def test_cli_package_before_evaluate_fails_with_one_line(tmp_path: Path, capsys:
     assert main(["evaluate", *arguments]) == 0
     assert main(["package", *arguments]) == 0
     assert verify_manifest(paths.results) == []
+
+
+def imported_modules(*args: str, cwd: Path) -> set[str]:
+    """The modules ``trainflow ARGS`` imports, from ``python -X importtime`` (as tests/test_cli.py)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "trainflow.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_cli_package_imports_no_torch(tmp_path: Path) -> None:
+    config, paths = make_project(tmp_path / "project")
+    evaluate.run(config, paths)
+    modules = imported_modules("package", cwd=paths.root)
+    assert "trainflow.results.package" in modules  # the log is real: it names what was imported
+    heavy = sorted(modules & {"torch", "torchmetrics", "tensorboardX", "safetensors.torch", "lightning"})
+    assert not heavy, f"trainflow package imports {heavy}"
+    assert verify_manifest(paths.results) == []
+    # the weights are the evaluate stage's tensors stamped for the package (the bytes the torch
+    # writer gives), the runtime record the one evaluate took
+    snapshot = torch.load(paths.models / "best.pt", weights_only=True)
+    packaged = (paths.results / "model.safetensors").read_bytes()
+    assert packaged == weights_bytes(snapshot["model_state"], experiment_id(config))
+    assert packaged != (paths.evaluation / EVALUATED_WEIGHTS).read_bytes()  # stamped: metadata added
+    runtime = json.loads((paths.evaluation / EVALUATED_MODEL).read_text())["runtime"]
+    assert f"| torch | {runtime['torch']} |" in (paths.results / "model_card.md").read_text()
+
+
+def test_package_refuses_a_damaged_model_summary_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, paths = make_project(tmp_path / "project")
+    arguments = ["--root", str(paths.root), "--params", str(paths.params)]
+    assert main(["evaluate", *arguments]) == 0
+    summary_path = paths.evaluation / EVALUATED_MODEL
+    summary = json.loads(summary_path.read_text())
+    del summary["parameters"]
+    summary_path.write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(["package", *arguments]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and f"{EVALUATED_MODEL}: not a model summary" in error
+    assert "run the evaluate stage first" in error
+    assert not paths.results.exists()

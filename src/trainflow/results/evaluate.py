@@ -25,22 +25,16 @@ from torchmetrics.functional.classification import (
 )
 
 from trainflow.metrics import build_metrics, to_float
+from trainflow.paths import EVAL_FILE, PER_CLASS_FILE, predictions_file  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from trainflow.data.datasets import DatasetInfo
 
 # What the evaluate stage writes and the package stage reads.
-EVAL_FILE = "eval.json"  # in metrics/
-PER_CLASS_FILE = "per_class.json"  # in evaluation/
 
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "auroc")
 REGRESSION_METRICS = ("mae", "rmse", "r2")
 INDEX_COLUMN = "row"
-
-
-def predictions_file(split: str) -> str:
-    """The predictions table of ``split`` in evaluation/ (and in the result package)."""
-    return f"predictions_{split}.parquet"
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:

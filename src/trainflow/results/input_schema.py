@@ -23,8 +23,8 @@ import pandera.pandas as pa
 
 from trainflow.data import schemas
 from trainflow.errors import DataError
+from trainflow.paths import INPUT_SCHEMA_FILE  # noqa: F401  (re-exported: the file these records go in)
 
-INPUT_SCHEMA_FILE = "input_schema.json"
 FORMAT = "trainflow.inputs/1"
 # The name schemas.in_range gives its check: "in_range(0, 16)".
 _RANGE = re.compile(r"^in_range\((?P<low>[^,]+), (?P<high>[^)]+)\)$")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainflow.config import Config, flatten, to_dict
+from trainflow.paths import BEST_MODEL
 
 # Per-class rows with fewer test samples than this are called out as unreliable.
 SMALL_SUPPORT = 20
@@ -24,7 +25,7 @@ class ModelSummary:
     name: str
     parameters: int
     epoch: int | None = None
-    snapshot: str = "models/best.pt"
+    snapshot: str = f"models/{BEST_MODEL}"
 
 
 @dataclass(frozen=True)

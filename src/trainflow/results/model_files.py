@@ -19,19 +19,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from typing import TYPE_CHECKING, Any
 
 from trainflow.errors import CheckpointError
 from trainflow.io import atomic_write_bytes, atomic_write_json
+from trainflow.paths import INPUT_SCHEMA_FILE, MODEL_FILE, WEIGHTS_FILE
+from trainflow.paths import PACKAGE_ENCODER_FILE as ENCODER_FILE
+from trainflow.paths import RESOLVED_CONFIG as CONFIG_FILE
 
-MODEL_FILE = "model.json"
-WEIGHTS_FILE = "model.safetensors"
-ENCODER_FILE = "encoder.json"
-CONFIG_FILE = "config.yaml"
+if TYPE_CHECKING:
+    import torch
+
 FORMAT = "trainflow.package/1"
 
 
@@ -47,30 +45,53 @@ def model_record(experiment_id: str, info: Mapping[str, Any], batch_size: int, e
     }
 
 
-def weights_bytes(state: Mapping[str, torch.Tensor], experiment_id: str) -> bytes:
-    """The state dict as safetensors bytes (tensors contiguous, on CPU; same state, same bytes).
+def state_bytes(state: Mapping[str, torch.Tensor]) -> bytes:
+    """The state dict as safetensors bytes without metadata (tensors contiguous, on CPU).
 
-    The metadata is one key: safetensors writes a metadata map in hash order, so several keys
-    would make the bytes differ from build to build.
+    The evaluate stage writes these beside its metrics; :func:`package_weights` stamps them
+    for the package without torch.
     """
-    tensors = {key: value.detach().cpu().contiguous() for key, value in sorted(state.items())}
+    from safetensors.torch import save as save_safetensors  # torch only where tensors are made
+
+    return save_safetensors({key: value.detach().cpu().contiguous() for key, value in sorted(state.items())})
+
+
+def package_weights(data: bytes, experiment_id: str) -> bytes:
+    """Safetensors bytes (:func:`state_bytes`) re-written with the package's metadata.
+
+    Goes through numpy (``safetensors.numpy``), which writes the same bytes as the torch
+    writer for the same tensors, so packaging imports no torch. The metadata is one key:
+    safetensors writes a metadata map in hash order, so several keys would make the bytes
+    differ from build to build.
+    """
+    from safetensors.numpy import load, save
+
+    try:
+        arrays = load(data)
+    except Exception as error:  # safetensors raises its own SafetensorError for a damaged header
+        raise CheckpointError(f"not a readable safetensors file ({str(error)[:200]})") from None
     metadata = json.dumps({"experiment_id": experiment_id, "format": FORMAT}, sort_keys=True)
-    return save_safetensors(tensors, metadata={"trainflow": metadata})
+    return save(dict(sorted(arrays.items())), metadata={"trainflow": metadata})
+
+
+def weights_bytes(state: Mapping[str, torch.Tensor], experiment_id: str) -> bytes:
+    """The state dict as the package's ``model.safetensors`` bytes (same state, same bytes)."""
+    return package_weights(state_bytes(state), experiment_id)
 
 
 def write_model_files(
     folder: Path,
     *,
-    state: Mapping[str, torch.Tensor],
+    weights: Path,
     record: Mapping[str, Any],
     encoder: Mapping[str, Any],
     input_schema: Mapping[str, Any],
 ) -> list[str]:
-    """Write weights, encoder, input schema and model.json into ``folder``; the names written."""
-    from trainflow.results.input_schema import INPUT_SCHEMA_FILE
-
+    """Write the weights (the :func:`state_bytes` file ``weights``, stamped by
+    :func:`package_weights`), encoder, input schema and model.json into ``folder``; the names
+    written. Imports no torch: the weights were saved by the stage that loaded the model."""
     folder = Path(folder)
-    atomic_write_bytes(folder / WEIGHTS_FILE, weights_bytes(state, str(record["experiment_id"])))
+    atomic_write_bytes(folder / WEIGHTS_FILE, package_weights(Path(weights).read_bytes(), str(record["experiment_id"])))
     atomic_write_json(folder / ENCODER_FILE, dict(encoder))
     atomic_write_json(folder / INPUT_SCHEMA_FILE, dict(input_schema))
     atomic_write_json(folder / MODEL_FILE, dict(record))
@@ -99,6 +120,8 @@ def read_model_record(path: Path) -> dict[str, Any]:
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The state dict in a safetensors file (no code can run while loading it)."""
+    from safetensors.torch import load as load_safetensors
+
     try:
         return load_safetensors(Path(path).read_bytes())
     except FileNotFoundError:

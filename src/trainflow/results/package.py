@@ -41,15 +41,30 @@ from trainflow.encoders import ENCODER_FILE as FITTED_ENCODER
 from trainflow.encoders import load_encoder
 from trainflow.errors import DataError
 from trainflow.io import atomic_write_json, atomic_write_text, replace_dir
-from trainflow.models.snapshot import load_model_snapshot
-from trainflow.paths import ProjectPaths
+from trainflow.paths import (
+    EVAL_FILE,
+    EVALUATED_MODEL,
+    EVALUATED_WEIGHTS,
+    HISTORY_FILE,
+    LEARNING_CURVE_PNG,
+    MODEL_CARD_FILE,
+    PACKAGE_METRICS_FILE,
+    PER_CLASS_FILE,
+    PER_CLASS_TABLE,
+    PREDICTED_VS_ACTUAL_PNG,
+    RESIDUALS_PNG,
+    RESOLVED_CONFIG,
+    TRAIN_METRICS_FILE,
+    ProjectPaths,
+    confusion_png,
+    predictions_file,
+)
 from trainflow.results import plots
-from trainflow.results.evaluate import EVAL_FILE, PER_CLASS_FILE, predictions_file
 from trainflow.results.input_schema import describe_inputs
 from trainflow.results.model_card import DataSummary, ModelSummary, render_model_card
 from trainflow.results.model_files import model_record, write_model_files
 from trainflow.results.per_class import per_class_markdown
-from trainflow.runtime import runtime_record
+from trainflow.runtime import stored_runtime_record
 from trainflow.storage.manifest import write_manifest
 
 SPLITS = ("val", "test")
@@ -107,19 +122,24 @@ def _input_schema(config: Config, info: DatasetInfo, paths: ProjectPaths) -> dic
 def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
     """Build ``paths.results`` from the pipeline's outputs; returns a short summary.
 
-    Reads metrics/{eval,train}.json, evaluation/ (predictions, per-class report),
-    plots/history.csv, data/prepared/{report.json,train.parquet}, data/encoders/encoder.json
-    and the snapshot (weights and metadata); a missing input
+    Reads metrics/{eval,train}.json, evaluation/ (predictions, per-class report, the evaluated
+    weights and their summary), plots/history.csv, data/prepared/{report.json,train.parquet}
+    and data/encoders/encoder.json, never the torch snapshot; a missing input
     is a DataError naming it and the stage to run, and leaves the previous package as it was.
     """
     evaluation = _read_json(paths.metrics / EVAL_FILE, RUN_EVALUATE)
     if not isinstance(evaluation, dict) or not all(isinstance(evaluation.get(s), dict) for s in SPLITS):
         raise DataError(f"{paths.metrics / EVAL_FILE}: expected {{'val': {{...}}, 'test': {{...}}}}; {RUN_EVALUATE}")
-    train_metrics = _read_json(paths.metrics / "train.json", RUN_TRAIN)
+    train_metrics = _read_json(paths.metrics / TRAIN_METRICS_FILE, RUN_TRAIN)
     report = _read_json(paths.prepared / REPORT_FILE, RUN_PREPARE)
-    model, snapshot = load_model_snapshot(paths.models / "best.pt")
-    info = DatasetInfo.from_dict(snapshot["info"])
-    history = _read_table(paths.plots / "history.csv", RUN_TRAIN)
+    summary = _read_json(paths.evaluation / EVALUATED_MODEL, RUN_EVALUATE)
+    if not isinstance(summary, dict) or not {"info", "epoch", "parameters", "runtime"} <= set(summary):
+        raise DataError(f"{paths.evaluation / EVALUATED_MODEL}: not a model summary; {RUN_EVALUATE}")
+    weights = paths.evaluation / EVALUATED_WEIGHTS
+    if not weights.is_file():
+        raise DataError(f"{weights}: not found; {RUN_EVALUATE}")
+    info = DatasetInfo.from_dict(summary["info"])
+    history = _read_table(paths.plots / HISTORY_FILE, RUN_TRAIN)
     predictions = {split: _read_table(paths.evaluation / predictions_file(split), RUN_EVALUATE) for split in SPLITS}
     detail = _read_json(paths.evaluation / PER_CLASS_FILE, RUN_EVALUATE) if info.task == "classification" else None
     encoder = load_encoder(paths.encoders / FITTED_ENCODER)
@@ -127,38 +147,40 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
     print(f"package: building {paths.results}/ for experiment {exp_id}", flush=True)
 
     with replace_dir(paths.results) as staging:
-        atomic_write_json(staging / "metrics.json", {"train": train_metrics, **{s: evaluation[s] for s in SPLITS}})
+        atomic_write_json(
+            staging / PACKAGE_METRICS_FILE, {"train": train_metrics, **{s: evaluation[s] for s in SPLITS}}
+        )
         for split in SPLITS:
             shutil.copyfile(paths.evaluation / predictions_file(split), staging / predictions_file(split))
         print("package: metrics and predictions", flush=True)
 
-        plots.save_png(plots.learning_curve_figure(history), staging / "learning_curve.png")
+        plots.save_png(plots.learning_curve_figure(history), staging / LEARNING_CURVE_PNG)
         if detail is not None:
             for split in SPLITS:
                 figure = plots.confusion_matrix_figure(
                     detail[split]["confusion_matrix"], detail["classes"], f"confusion matrix ({split})"
                 )
-                plots.save_png(figure, staging / f"confusion_{split}.png")
+                plots.save_png(figure, staging / confusion_png(split))
             atomic_write_json(staging / PER_CLASS_FILE, detail)
-            atomic_write_text(staging / "per_class.md", per_class_markdown(detail, SPLITS))
+            atomic_write_text(staging / PER_CLASS_TABLE, per_class_markdown(detail, SPLITS))
         else:
             test = predictions["test"]
             plots.save_png(
                 plots.predicted_vs_actual_figure(test["target"], test["prediction"], "test: predicted vs actual"),
-                staging / "predicted_vs_actual.png",
+                staging / PREDICTED_VS_ACTUAL_PNG,
             )
             plots.save_png(
                 plots.residuals_figure(test["target"], test["prediction"], "test: residuals"),
-                staging / "residuals.png",
+                staging / RESIDUALS_PNG,
             )
         print("package: plots and per-class report", flush=True)
 
-        runtime = runtime_record(config.train.threads)
-        save_resolved(config, staging / "config.yaml", runtime=runtime)
+        runtime = stored_runtime_record(summary["runtime"])  # recorded where torch was loaded (evaluate)
+        save_resolved(config, staging / RESOLVED_CONFIG, runtime=runtime)
         write_model_files(
             staging,
-            state=snapshot["model_state"],
-            record=model_record(exp_id, info.to_dict(), config.train.batch_size, snapshot.get("epoch")),
+            weights=weights,
+            record=model_record(exp_id, info.to_dict(), config.train.batch_size, summary.get("epoch")),
             encoder=encoder.to_dict(),
             input_schema=_input_schema(config, info, paths),
         )
@@ -168,8 +190,8 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             experiment_id=exp_id,
             model=ModelSummary(
                 name=config.model.name,
-                parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-                epoch=snapshot.get("epoch"),
+                parameters=int(summary["parameters"]),
+                epoch=summary.get("epoch"),
             ),
             data=DataSummary(
                 name=config.dataset.name,
@@ -186,7 +208,7 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             per_class=detail["test"]["per_class"] if detail is not None else None,
             runtime={"trainflow": __version__, **runtime},
         )
-        atomic_write_text(staging / "model_card.md", card)
+        atomic_write_text(staging / MODEL_CARD_FILE, card)
         manifest = write_manifest(staging, experiment_id=exp_id, runtime=runtime)
         print(f"package: manifest of {len(manifest['files'])} files", flush=True)
 

@@ -9,7 +9,10 @@ Reads ``models/best.pt``, the prepared val and test splits and the fitted encode
   regression. One folder whatever the task, so dvc.yaml declares the same outputs for both;
 - ``evaluation/predictions_{val,test}.parquet`` and, for classification,
   ``evaluation/per_class.json`` (per-class precision/recall/F1/support and the confusion
-  matrix of each split), which the package stage puts in the result package.
+  matrix of each split), which the package stage puts in the result package;
+- ``evaluation/model.safetensors`` (the evaluated weights, stamped by the package stage) and
+  ``evaluation/model_summary.json`` (data set info, epoch, parameter count, runtime record),
+  so the package stage needs no torch.
 
 Evaluation runs on CPU with the config's thread count, so the same model and data give the
 same bits.
@@ -32,19 +35,21 @@ from trainflow.encoders import ENCODER_FILE, load_encoder
 from trainflow.errors import CheckpointError
 from trainflow.io import atomic_write_bytes, atomic_write_json, replace_dir
 from trainflow.models.snapshot import load_model_snapshot
-from trainflow.paths import ProjectPaths
-from trainflow.results.evaluate import (
+from trainflow.paths import (
+    BEST_MODEL,
     EVAL_FILE,
+    EVAL_PLOTS,
+    EVALUATED_MODEL,
+    EVALUATED_WEIGHTS,
     PER_CLASS_FILE,
-    evaluate_split,
-    predict,
+    ProjectPaths,
     predictions_file,
-    scalar_metrics,
 )
+from trainflow.results.evaluate import evaluate_split, predict, scalar_metrics
+from trainflow.results.model_files import state_bytes
+from trainflow.runtime import runtime_record
 
 SPLITS = ("val", "test")
-BEST_MODEL = "best.pt"
-EVAL_PLOTS = "eval"  # the folder in plots/ this stage owns
 
 
 def plot_files(task: str) -> dict[str, str]:
@@ -83,10 +88,21 @@ def actual_predicted_csv(frame: pd.DataFrame) -> str:
     )
 
 
+def model_summary(config: Config, model: torch.nn.Module, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """What the package stage needs of the snapshot besides its weights, so it imports no torch."""
+    return {
+        "info": snapshot["info"],
+        "epoch": snapshot.get("epoch"),
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "runtime": runtime_record(config.train.threads),
+    }
+
+
 def evaluate(
     config: Config, paths: ProjectPaths
-) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame], DatasetInfo]:
-    """Metrics (with per-class detail) and predictions for each split, and the data set info.
+) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame], DatasetInfo, dict[str, Any]]:
+    """Metrics (with per-class detail) and predictions for each split, the data set info, and
+    the evaluated model's files for the package (``{"weights": bytes, "summary": {...}}``).
 
     Reads the snapshot, the encoder and the val and test splits; writes nothing.
     """
@@ -101,6 +117,10 @@ def evaluate(
             f"{snapshot_path}: trained on a differently shaped data set than {paths.prepared}; "
             "run the train stage again (dvc repro)"
         )
+    model_files = {
+        "weights": state_bytes(snapshot["model_state"]),
+        "summary": model_summary(config, model, snapshot),
+    }
     encoder = load_encoder(paths.encoders / ENCODER_FILE)
     criterion = registry.losses.build(config.loss, task=info.task)
     if config.train.threads:
@@ -119,18 +139,27 @@ def evaluate(
             f"{name} {value:.4f}" for name, value in scalar_metrics(metrics[split]).items() if value is not None
         )
         print(f"evaluate: {split} ({len(frame)} rows): {shown}", flush=True)
-    return metrics, predictions, info
+    return metrics, predictions, info, model_files
 
 
 def write_outputs(
-    metrics: dict[str, dict[str, Any]], predictions: dict[str, pd.DataFrame], info: DatasetInfo, paths: ProjectPaths
+    metrics: dict[str, dict[str, Any]],
+    predictions: dict[str, pd.DataFrame],
+    info: DatasetInfo,
+    model_files: dict[str, Any],
+    paths: ProjectPaths,
 ) -> list[str]:
-    """Write eval.json, the DVC plot CSVs, the predictions and the per-class report; the paths written."""
+    """Write eval.json, the DVC plot CSVs, the predictions, the per-class report and the model
+    files; the paths written."""
     written: list[str] = []
 
     def write(path: Path, data: bytes | str) -> None:
         atomic_write_bytes(path, data.encode() if isinstance(data, str) else data)
         written.append(str(path))
+
+    write(paths.evaluation / EVALUATED_WEIGHTS, model_files["weights"])
+    atomic_write_json(paths.evaluation / EVALUATED_MODEL, model_files["summary"])
+    written.append(str(paths.evaluation / EVALUATED_MODEL))
 
     for split in SPLITS:
         write(paths.evaluation / predictions_file(split), frame_bytes(predictions[split]))
@@ -160,7 +189,7 @@ def write_outputs(
 
 def run(config: Config, paths: ProjectPaths) -> dict[str, Any]:
     """Evaluate the best model; returns ``{"val": {...}, "test": {...}, "outputs": [paths]}``."""
-    metrics, predictions, info = evaluate(config, paths)
-    written = write_outputs(metrics, predictions, info, paths)
+    metrics, predictions, info, model_files = evaluate(config, paths)
+    written = write_outputs(metrics, predictions, info, model_files, paths)
     print(f"evaluate: wrote {paths.metrics / EVAL_FILE}, {paths.plots / EVAL_PLOTS}/, {paths.evaluation}/", flush=True)
     return {**{split: scalar_metrics(metrics[split]) for split in SPLITS}, "outputs": written}

@@ -48,7 +48,7 @@ from trainflow.errors import TrainflowError
 from trainflow.io import atomic_write_text
 from trainflow.models.snapshot import save_model_snapshot
 from trainflow.numbers import format_metric
-from trainflow.paths import ProjectPaths
+from trainflow.paths import BEST_MODEL, LAST_MODEL, RESOLVED_CONFIG, ProjectPaths
 from trainflow.runtime import runtime_record
 from trainflow.training import distributed, launch
 from trainflow.training.callbacks import Checkpoint
@@ -168,20 +168,20 @@ def write_outputs(config: Config, info: DatasetInfo, paths: ProjectPaths, traine
     trainer's state; a file whose content would not change is left untouched."""
     history = trainer.state.history
     last_record = history[-1] if history else {}
-    write_snapshot(paths.models / "last.pt", trainer.model, config, info, trainer.state.epoch, last_record)
+    write_snapshot(paths.models / LAST_MODEL, trainer.model, config, info, trainer.state.epoch, last_record)
 
     checkpoint = next(c for c in trainer.callbacks if isinstance(c, Checkpoint))
     best_epoch = trainer.state.best_epoch
     if checkpoint.best_path is not None and best_epoch is not None:
         model = build_model(config, info)
         model.load_state_dict(load_checkpoint(checkpoint.best_path)["model"]["state_dict"])
-        write_snapshot(paths.models / "best.pt", model, config, info, best_epoch, history[best_epoch - 1])
+        write_snapshot(paths.models / BEST_MODEL, model, config, info, best_epoch, history[best_epoch - 1])
     else:  # no finite monitored value yet: the last weights are the best there are
-        write_snapshot(paths.models / "best.pt", trainer.model, config, info, trainer.state.epoch, last_record)
+        write_snapshot(paths.models / BEST_MODEL, trainer.model, config, info, trainer.state.epoch, last_record)
 
     staging = paths.models / ".config.yaml.new"
     save_resolved(config, staging, runtime=runtime_record(config.train.threads))
-    replace_if_changed(staging, paths.models / "config.yaml")
+    replace_if_changed(staging, paths.models / RESOLVED_CONFIG)
     write_text_if_changed(paths.plots / HISTORY_FILE, history_csv(history))
     _write_json_if_changed(paths.metrics / SUMMARY_FILE, summary(trainer))
 

@@ -56,12 +56,13 @@ def plot_forecasts(
 
 def plot_mae_by_lead(path: Path, errors_by_name: Mapping[str, np.ndarray]) -> None:
     """Mean absolute error at each lead time (1 .. H) per name. Each value is an array of
-    absolute errors, shape ``(origins, H)``, NaN where the target is missing (skipped)."""
+    errors (forecast - actual, or their absolute values), shape ``(origins, H)``, NaN where the
+    target is missing (skipped); a 1-D array is taken as one row (already the MAE per lead)."""
     with matplotlib.style.context("default"):
         figure = _figure(7.0, 4.0)
         axes = figure.add_subplot()
         for name, errors in errors_by_name.items():
-            table = np.abs(np.asarray(errors, dtype=float))
+            table = np.abs(np.atleast_2d(np.asarray(errors, dtype=float)))
             present = (~np.isnan(table)).sum(axis=0)
             total = np.nansum(table, axis=0)
             mae = np.divide(total, present, out=np.full(total.shape, np.nan), where=present > 0)

@@ -29,7 +29,7 @@ from trainflow.components.base import Task
 from trainflow.components.datasets import CsvConfig, DigitsConfig, ParquetConfig, TableConfig
 from trainflow.data import schemas
 from trainflow.data.read import Locate, read_csv, read_parquet
-from trainflow.data.validate import validate
+from trainflow.data.validate import validate_cast
 from trainflow.errors import DataError
 
 __all__ = ["CsvConfig", "DatasetInfo", "DigitsConfig", "ParquetConfig", "TableConfig"]
@@ -155,7 +155,7 @@ class DigitsDataset(Dataset):
         names = (*schemas.DIGITS_FEATURES, schemas.DIGITS_LABEL)
         frame, locate = read_csv(Path(root) / self.config.path, self.source, names=names)
         schema = self.schema(names)
-        return schemas.cast_integers(validate(frame, schema, self.source, locate=locate), schema)
+        return validate_cast(frame, schema, self.source, locate=locate)
 
     def info(self, frame: pd.DataFrame) -> DatasetInfo:
         return DatasetInfo(
@@ -225,8 +225,9 @@ class TableDataset(Dataset):
             )
         self.label_names = self.names_labels(frame)
         schema = self.schema(list(frame.columns))
-        validated = schemas.cast_integers(validate(frame, schema, self.source, locate=locate), schema)
-        return validated[[*features, self.config.label_column]]
+        validated = validate_cast(frame, schema, self.source, locate=locate)
+        wanted = [*features, self.config.label_column]
+        return validated if list(validated.columns) == wanted else validated[wanted]  # no copy when in order
 
     def info(self, frame: pd.DataFrame) -> DatasetInfo:
         config = self.config

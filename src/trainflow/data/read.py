@@ -12,12 +12,16 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow
+from pyarrow import csv as pyarrow_csv
 
 from trainflow.errors import DataError
 
@@ -26,6 +30,8 @@ Locate = Callable[[int], str]
 # Field separators a CSV file may use, and how much of the file decides which one it does.
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 8192
+# How much of a file one streaming step reads.
+CHUNK_BYTES = 1 << 24
 # How many failing rows a message shows.
 MAX_EXAMPLES = 5
 
@@ -35,10 +41,12 @@ def row_number(position: int) -> str:
     return f"row {position}"
 
 
-def read_bytes(path: Path, source: str) -> bytes:
-    """The bytes of ``path``; a missing, unreadable or empty file is a DataError naming ``source``."""
+def read_bytes(path: Path, source: str, *, limit: int = -1) -> bytes:
+    """The bytes of ``path`` (the first ``limit`` of them when given); a missing, unreadable or
+    empty file is a DataError naming ``source``."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(limit)
     except FileNotFoundError:
         raise DataError(f"{source}: file not found; check dataset.path (relative to the project root)") from None
     except IsADirectoryError:
@@ -50,28 +58,52 @@ def read_bytes(path: Path, source: str) -> bytes:
     return data
 
 
-def decompress(data: bytes, source: str) -> bytes:
-    """Gunzip ``data``; a truncated or corrupt archive is a DataError naming ``source``."""
+def _chunks(path: Path, source: str) -> Iterator[bytes]:
+    """The file's bytes (gunzipped when its name ends in ``.gz``) in pieces of about
+    :data:`CHUNK_BYTES`; a truncated or corrupt archive is a DataError naming ``source``."""
+    gz = Path(path).suffix == ".gz"
     try:
-        plain = gzip.decompress(data)
+        with gzip.open(path, "rb") if gz else open(path, "rb") as file:
+            while piece := file.read(CHUNK_BYTES):
+                yield piece
     except EOFError:
         raise DataError(
             f"{source}: truncated gzip file (the compressed data ends early); replace it with a complete copy"
         ) from None
     except (gzip.BadGzipFile, zlib.error) as error:
         raise DataError(f"{source}: corrupt gzip file ({error}); replace it with a good copy") from None
-    if not plain:
+    except OSError as error:
+        raise DataError(f"{source}: cannot read the file ({error.strerror or error})") from None
+
+
+def _texts(path: Path, source: str) -> Iterator[str]:
+    """The file as UTF-8 text (a leading byte-order mark dropped), in pieces that end at a line
+    break; a byte that is not UTF-8 is a DataError naming its offset in the (gunzipped) data."""
+    offset = 0  # of ``rest`` in the data
+    rest = b""
+    for piece in _chunks(path, source):
+        data = rest + piece
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data  # no line break yet: read on
+            continue
+        rest = data[cut:]
+        yield _decode(data[:cut], source, offset, first=offset == 0)
+        offset += cut
+    if rest:
+        yield _decode(rest, source, offset, first=offset == 0)
+    elif offset == 0:
         raise DataError(f"{source}: file is empty once decompressed")
-    return plain
 
 
-def decode_text(data: bytes, source: str) -> str:
-    """``data`` as UTF-8 text (a leading byte-order mark is dropped)."""
+def _decode(data: bytes, source: str, offset: int, *, first: bool) -> str:
+    """``data`` (at ``offset`` in the file) as UTF-8 text; a leading BOM dropped when ``first``."""
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as error:
         raise DataError(
-            f"{source}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); is it a binary file?"
+            f"{source}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {offset + error.start}); "
+            "is it a binary file?"
         ) from None
 
 
@@ -84,23 +116,85 @@ def read_csv(path: Path, source: str, *, names: Sequence[str] | None = None) -> 
     header (or ``names``): pandas would silently pad a short row with NaN. Returns the frame,
     values as pandas infers them (the schema checks them), and a locator naming a row by its
     line in the file.
+
+    The file is streamed twice and never held whole: one pass checks the text (UTF-8, field
+    counts) piece by piece, then pandas' C parser reads the file itself, so the peak memory is
+    the frame plus a piece of the file, and the time is linear in the rows.
     """
-    data = read_bytes(path, source)
-    if Path(path).suffix == ".gz":
-        data = decompress(data, source)
-    text = decode_text(data, source)
-    delimiter = detect_delimiter(text)
-    header, lines = _scan_fields(text, source, names, delimiter)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, header=None if names else 0, names=list(names) if names else None
-        )
-    except (ValueError, pd.errors.ParserError) as error:
-        raise DataError(f"{source}: cannot parse as CSV ({first_line(error)})") from None
+    read_bytes(path, source, limit=1)  # a missing, unreadable or empty file, named
+    texts = _texts(path, source)
+    start = _sample(texts)
+    delimiter = detect_delimiter(start)
+    header, lines = _scan_fields(_chain(start, texts), source, names, delimiter)
+    frame = _read_integers(path, header, len(lines), delimiter, skip=0 if names else 1)
+    if frame is None:
+        frame = _read_pandas(path, source, delimiter, names)
     if list(frame.columns) != header or len(frame) != len(lines):
         # pandas and the csv module disagree on some row; fall back to row positions.
         return frame, row_number
     return frame, lambda position: f"line {lines[position]}"
+
+
+def _read_pandas(path: Path, source: str, delimiter: str, names: Sequence[str] | None) -> pd.DataFrame:
+    """The frame pandas' C parser reads from the file (values as pandas infers them)."""
+    try:
+        with warnings.catch_warnings():
+            # A column of numbers and words in a large file: the schema reports the words by line.
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            return pd.read_csv(
+                path,
+                sep=delimiter,
+                header=None if names else 0,
+                names=list(names) if names else None,
+                encoding="utf-8-sig",
+                compression="gzip" if Path(path).suffix == ".gz" else None,
+            )
+    except (ValueError, pd.errors.ParserError) as error:
+        raise DataError(f"{source}: cannot parse as CSV ({first_line(error)})") from None
+
+
+def _read_integers(path: Path, header: list[str], rows: int, delimiter: str, *, skip: int) -> pd.DataFrame | None:
+    """The frame of a file whose every value is a whole number: pyarrow's streaming CSV reader
+    fills one int64 block batch by batch (the frame pandas would infer, without pandas' second
+    copy of it); None for any other file, which pandas then reads."""
+    values = np.empty((len(header), rows), dtype=np.int64)
+    done = 0
+    try:
+        reader = pyarrow_csv.open_csv(
+            path,
+            read_options=pyarrow_csv.ReadOptions(column_names=header, skip_rows=skip, block_size=1 << 22),
+            parse_options=pyarrow_csv.ParseOptions(delimiter=delimiter),
+        )
+        if any(field.type != pyarrow.int64() for field in reader.schema):
+            return None
+        for batch in reader:
+            if done + batch.num_rows > rows or any(column.null_count for column in batch.columns):
+                return None
+            for index, column in enumerate(batch.columns):
+                values[index, done : done + batch.num_rows] = column.to_numpy()
+            done += batch.num_rows
+    except (OSError, ValueError, pyarrow.ArrowException):
+        return None
+    if done != rows:
+        return None
+    return pd.DataFrame(values.T, columns=header, copy=False)
+
+
+def _sample(texts: Iterator[str]) -> str:
+    """The first pieces of ``texts``, enough for :func:`detect_delimiter` (over SNIFF_BYTES or all)."""
+    sample = ""
+    for text in texts:
+        sample += text
+        if len(sample) > SNIFF_BYTES:
+            break
+    return sample
+
+
+def _chain(start: str, texts: Iterator[str]) -> Iterator[str]:
+    """The lines of ``start`` then of ``texts`` (split at ``\\n`` only, as a text file is)."""
+    yield from io.StringIO(start)
+    for text in texts:
+        yield from io.StringIO(text)
 
 
 def detect_delimiter(text: str) -> str:
@@ -120,12 +214,12 @@ def detect_delimiter(text: str) -> str:
 
 
 def _scan_fields(
-    text: str, source: str, names: Sequence[str] | None, delimiter: str = ","
-) -> tuple[list[str], list[int]]:
+    lines_in: Iterable[str], source: str, names: Sequence[str] | None, delimiter: str = ","
+) -> tuple[list[str], array[int]]:
     """The header and the line number of each data row, after checking every row's field count."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(lines_in, delimiter=delimiter)
     header: list[str] | None = list(names) if names else None
-    lines: list[int] = []
+    lines: array[int] = array("q")
     bad: list[tuple[int, int]] = []
     try:
         for row in reader:

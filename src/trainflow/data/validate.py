@@ -7,17 +7,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from trainflow.data import schemas
 from trainflow.data.read import MAX_EXAMPLES, Locate, detect_delimiter, first_line, read_csv, read_parquet, row_number
 from trainflow.errors import DataError
 
 # Re-exported for callers that read through this module.
-__all__ = ["Locate", "detect_delimiter", "failure_report", "read_csv", "read_parquet", "row_number", "validate"]
+__all__ = [
+    "Locate",
+    "detect_delimiter",
+    "failure_report",
+    "read_csv",
+    "read_parquet",
+    "row_number",
+    "validate",
+    "validate_cast",
+]
 
 # How many failed checks a report lists (MAX_EXAMPLES: failing rows shown per check).
 MAX_REPORT_LINES = 20
+# Rows above which a frame is validated a slice of this many rows at a time.
+CHUNK_ROWS = 100_000
 
 
 def validate(
@@ -35,6 +48,43 @@ def validate(
         raise DataError(failure_report(errors.failure_cases, source, frame.index, locate)) from None
     except pa.errors.SchemaError as error:
         raise DataError(f"{source}: 1 check(s) failed\n  {first_line(error)}") from None
+
+
+def validate_cast(
+    frame: pd.DataFrame, schema: pa.DataFrameSchema, source: str, *, locate: Locate = row_number
+) -> pd.DataFrame:
+    """:func:`validate` then :func:`~trainflow.data.schemas.cast_integers`, in bounded memory.
+
+    A frame of more than :data:`CHUNK_ROWS` rows is checked a slice at a time, so pandera's
+    copies are of one slice; the result is then ``frame`` with each column cast as the schema
+    coerces it (a whole-number column that pandas already read as int64, within the range where
+    float64 holds every integer, is kept as it is: the same values, without two casts). A slice
+    that fails is reported as :func:`validate` reports the whole frame: the same message.
+    """
+    if len(frame) <= CHUNK_ROWS:
+        return schemas.cast_integers(validate(frame, schema, source, locate=locate), schema)
+    for start in range(0, len(frame), CHUNK_ROWS):
+        try:
+            schema.validate(frame.iloc[start : start + CHUNK_ROWS], lazy=True)
+        except (pa.errors.SchemaErrors, pa.errors.SchemaError):
+            return schemas.cast_integers(validate(frame, schema, source, locate=locate), schema)
+    if schema.strict == "filter":
+        frame = frame[[name for name in frame.columns if name in schema.columns]]
+    casts = {}
+    for name, column in schema.columns.items():
+        whole = bool((column.metadata or {}).get(schemas.INTEGER))
+        if whole and frame[name].dtype == np.int64 and _exact_in_float(frame[name]):
+            continue
+        if column.dtype is not None and column.coerce:
+            casts[name] = str(column.dtype)
+    frame = frame.astype(casts) if casts else frame
+    return schemas.cast_integers(frame, schema)
+
+
+def _exact_in_float(series: pd.Series) -> bool:
+    """Whether every int64 value survives a round trip through float64 (|value| <= 2**53)."""
+    values = series.to_numpy()
+    return len(values) == 0 or bool(max(-int(values.min()), int(values.max())) <= 2**53)
 
 
 def failure_report(cases: pd.DataFrame, source: str, index: pd.Index, locate: Locate = row_number) -> str:

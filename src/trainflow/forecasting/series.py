@@ -99,3 +99,19 @@ def read_series(
 def read_co2(root: str | Path = ".") -> Series:
     """The embedded weekly Mauna Loa CO2 series (ppm), 1958-2001."""
     return read_series(Path(root) / CO2_PATH)
+
+
+def series_from_config(config: object, root: str | Path = ".") -> Series:
+    """The series a ``co2`` or ``timeseries`` dataset config names, read and validated."""
+    path = Path(root) / str(config.path)
+    if not hasattr(config, "value_column"):
+        return read_series(path)
+    return read_series(
+        path,
+        date_column=config.date_column,
+        value_column=config.value_column,
+        date_format=config.date_format,
+        frequency=config.frequency,
+        season_length=config.season_length,
+        value_range=config.value_range,
+    )

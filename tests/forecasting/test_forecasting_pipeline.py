@@ -1,0 +1,117 @@
+"""The forecasting experiment in code on co2: no leakage into training, a model that learns,
+and an evaluation of the model and the baselines on the same origins and targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainflow.components.forecasting  # noqa: F401  (declares the forecasting components)
+from trainflow.components.forecasting import LinearWindowConfig
+from trainflow.forecasting.evaluate import evaluate_forecasts
+from trainflow.forecasting.experiment import prepare_forecast, torch_predict, train_forecaster
+from trainflow.forecasting.protocol import origins
+from trainflow.forecasting.series import Series, read_co2
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINES = {"naive", "seasonal_naive", "seasonal_naive_drift", "holt_winters"}
+
+
+@pytest.fixture(scope="module")
+def co2() -> Series:
+    return read_co2(ROOT)
+
+
+def test_the_split_and_the_windows_follow_the_protocol(co2: Series) -> None:
+    prepared = prepare_forecast(co2)
+    assert (prepared.train_end, prepared.val_end) == (2284 - 416, 2284 - 208)
+    for windows, end in ((prepared.train, prepared.train_end), (prepared.val, prepared.val_end)):
+        last_target = windows.origins[:, None] + np.arange(52)
+        assert last_target[windows.mask].max() < end
+    assert prepared.train.origins.max() < prepared.train_end and prepared.val.origins.min() == prepared.train_end
+
+
+def test_nothing_after_the_train_span_reaches_training(co2: Series) -> None:
+    """Val and test values replaced by nonsense leave the encoder and the training windows unchanged."""
+    values = co2.values.copy()
+    values[2284 - 416 :] = 999.0
+    changed = Series(co2.dates, values, co2.frequency, co2.season_length)
+    a, b = prepare_forecast(co2), prepare_forecast(changed)
+    assert a.encoder == b.encoder
+    np.testing.assert_array_equal(a.train.x, b.train.x)
+    np.testing.assert_array_equal(a.train.y, b.train.y)
+    np.testing.assert_array_equal(a.train.mask, b.train.mask)
+
+
+def test_a_model_trains_and_is_evaluated_against_the_baselines(co2: Series) -> None:
+    prepared = prepare_forecast(co2)
+    trainer = train_forecaster(prepared, LinearWindowConfig(), epochs=4, lr=3e-3)
+    history = trainer.state.history
+    assert history[-1]["val/loss"] < 0.5 * history[0]["val/loss"]
+    metrics, forecasts = evaluate_forecasts(
+        co2.values,
+        co2.dates,
+        prepared.encoder,
+        torch_predict(trainer.model),
+        train_end=prepared.train_end,
+        val_end=prepared.val_end,
+        context=104,
+        horizons=(4, 13, 52),
+    )
+    assert set(metrics) == {"val", "test"}
+    for span, start, end in (("val", prepared.train_end, prepared.val_end), ("test", prepared.val_end, 2284)):
+        assert set(metrics[span]) == {"h4", "h13", "h52"}
+        for horizon in (4, 13, 52):
+            entry = metrics[span][f"h{horizon}"]
+            assert set(entry) == {"model"} | BASELINES
+            assert all(set(m) == {"mae", "rmse", "smape", "mase"} for m in entry.values())
+            assert forecasts[span][f"h{horizon}"]["origins"].tolist() == origins(start, end, horizon)
+            assert forecasts[span][f"h{horizon}"]["model"].shape == (len(origins(start, end, horizon)), horizon)
+    # four epochs already beat the naive forecast on test at every horizon
+    assert all(metrics["test"][h]["model"]["mase"] < metrics["test"][h]["naive"]["mase"] for h in ("h4", "h13", "h52"))
+
+
+def test_a_missing_target_changes_no_metric_of_the_model(co2: Series) -> None:
+    """A test week made missing is dropped from every score: its actual value never matters."""
+    prepared = prepare_forecast(co2)
+    trainer = train_forecaster(prepared, LinearWindowConfig(), epochs=1)
+    predict = torch_predict(trainer.model)
+    week = 2284 - 1  # the last week: a target of every horizon, an input of none
+    hidden, shifted = co2.values.copy(), co2.values.copy()
+    hidden[week], shifted[week] = np.nan, np.nan
+    a = evaluate_forecasts(
+        hidden,
+        co2.dates,
+        prepared.encoder,
+        predict,
+        train_end=prepared.train_end,
+        val_end=prepared.val_end,
+        context=104,
+        horizons=(4,),
+    )[0]
+    shifted_dates = co2.dates
+    b = evaluate_forecasts(
+        shifted,
+        shifted_dates,
+        prepared.encoder,
+        predict,
+        train_end=prepared.train_end,
+        val_end=prepared.val_end,
+        context=104,
+        horizons=(4,),
+    )[0]
+    full = evaluate_forecasts(
+        co2.values,
+        co2.dates,
+        prepared.encoder,
+        predict,
+        train_end=prepared.train_end,
+        val_end=prepared.val_end,
+        context=104,
+        horizons=(4,),
+    )[0]
+    assert a == b
+    assert a["test"]["h4"]["model"] != full["test"]["h4"]["model"]
+    assert a["val"] == full["val"]

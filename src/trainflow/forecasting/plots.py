@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib.style
 import numpy as np
 
-from trainflow.results.plots import _figure, save_png
+from trainflow.results.plots import new_figure, save_png
 
 
 def plot_forecasts(
@@ -35,7 +35,7 @@ def plot_forecasts(
     series = np.asarray(actual, dtype=float)
     span = slice(int(starts[0]), int(starts[-1]) + horizon)
     with matplotlib.style.context("default"):
-        figure = _figure(10.0, 4.5)
+        figure = new_figure(10.0, 4.5)
         axes = figure.add_subplot()
         axes.plot(when[span], series[span], color="black", linewidth=1.2, label="actual")
         for colour, (name, forecast) in enumerate(forecasts_by_name.items()):
@@ -59,7 +59,7 @@ def plot_mae_by_lead(path: Path, errors_by_name: Mapping[str, np.ndarray]) -> No
     errors (forecast - actual, or their absolute values), shape ``(origins, H)``, NaN where the
     target is missing (skipped); a 1-D array is taken as one row (already the MAE per lead)."""
     with matplotlib.style.context("default"):
-        figure = _figure(7.0, 4.0)
+        figure = new_figure(7.0, 4.0)
         axes = figure.add_subplot()
         for name, errors in errors_by_name.items():
             table = np.abs(np.atleast_2d(np.asarray(errors, dtype=float)))

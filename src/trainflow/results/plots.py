@@ -28,7 +28,8 @@ ANNOTATE_MAX_CLASSES = 30
 CURVE_PREFIXES = ("train_", "val_", "test_", "train/", "val/", "test/")
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure drawn by the Agg canvas at the package's DPI (no pyplot state, so no global figures)."""
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -52,7 +53,7 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], labels: Sequence[ob
     counts = np.asarray(matrix, dtype=np.int64)
     size = max(4.0, 0.45 * len(labels) + 2.0)
     with matplotlib.style.context("default"):
-        figure = _figure(size + 1.0, size)
+        figure = new_figure(size + 1.0, size)
         axes = figure.add_subplot()
         image = axes.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max(initial=0)), 1))
         figure.colorbar(image, ax=axes, shrink=0.8, label="samples")
@@ -83,7 +84,7 @@ def learning_curve_figure(history: pd.DataFrame) -> Figure:
     losses = [c for c in curves if str(c).endswith("loss")]
     others = [c for c in curves if c not in losses]
     with matplotlib.style.context("default"):
-        figure = _figure(10.0, 4.0)
+        figure = new_figure(10.0, 4.0)
         loss_axes, metric_axes = figure.subplots(1, 2)
         for axes, columns, label in ((loss_axes, losses, "loss"), (metric_axes, others, "metric")):
             for column in columns:
@@ -105,7 +106,7 @@ def predicted_vs_actual_figure(target: Sequence[float], prediction: Sequence[flo
     both = np.concatenate([actual, predicted])
     low, high = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
     with matplotlib.style.context("default"):
-        figure = _figure(5.0, 5.0)
+        figure = new_figure(5.0, 5.0)
         axes = figure.add_subplot()
         axes.scatter(actual, predicted, s=8, alpha=0.6)
         axes.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = actual")
@@ -122,7 +123,7 @@ def residuals_figure(target: Sequence[float], prediction: Sequence[float], title
     actual, predicted = np.asarray(target, dtype=float), np.asarray(prediction, dtype=float)
     residual = predicted - actual
     with matplotlib.style.context("default"):
-        figure = _figure(10.0, 4.0)
+        figure = new_figure(10.0, 4.0)
         scatter_axes, histogram_axes = figure.subplots(1, 2)
         scatter_axes.scatter(predicted, residual, s=8, alpha=0.6)
         scatter_axes.axhline(0.0, color="black", linewidth=1)

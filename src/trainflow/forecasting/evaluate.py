@@ -11,7 +11,10 @@ train span's seasonal-naive MAE. Torch-free: the model comes in as a ``predict``
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -71,3 +74,19 @@ def evaluate_forecasts(
             metrics[span][key] = {name: forecast_metrics(targets, f, scale) for name, f in named.items()}
             forecasts[span][key] = {"origins": np.asarray(starts), "actual": targets, **named}
     return metrics, forecasts
+
+
+def write_eval_json(metrics: dict[str, dict[str, dict[str, dict[str, float]]]], path: str | Path) -> None:
+    """Write ``metrics`` (the :func:`evaluate_forecasts` layout) as ``metrics/eval.json``: keys
+    sorted, values rounded to 6 significant digits, a NaN (no target present) as ``null`` so
+    that the file is valid JSON for ``dvc metrics``."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        number = float(value)  # type: ignore[arg-type]
+        return None if math.isnan(number) else float(f"{number:.6g}")
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(clean(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")

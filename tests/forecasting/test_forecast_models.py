@@ -52,7 +52,7 @@ def test_the_forecasting_problem_scores_masked_in_steps_only() -> None:
     x = torch.zeros(2, 4, len(FEATURES))
     batch = {"x": x, "y": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "mask": torch.tensor([[True, False], [True, True]])}
     loss, outputs = problem.compute_loss(model, batch)
-    assert float(loss) == pytest.approx((1 + 9 + 16) / 3)
+    assert float(loss.detach()) == pytest.approx((1 + 9 + 16) / 3)
     preds, target = problem.metric_inputs(outputs, batch)
     assert target.tolist() == [1.0, 3.0, 4.0] and problem.batch_size(batch) == 3
     assert tuple(preds.shape) == (3,)

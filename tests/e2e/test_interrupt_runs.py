@@ -107,7 +107,14 @@ def test_ctrl_c_in_the_caller_of_run_command_reaches_the_command_as_sigint(tmp_p
         if line == "ready":
             threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
 
-    with pytest.raises(KeyboardInterrupt):
-        run_command([sys.executable, "-c", CHILD, str(marker)], cwd=tmp_path, on_line=ctrl_c_when_ready)
+    # Python turns SIGINT into KeyboardInterrupt only where it was not ignored at start-up; a
+    # pytest started in the background of a non-interactive shell (as CI scripts may start it)
+    # inherits SIGINT ignored, so the handler a terminal-started program has is set here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_command([sys.executable, "-c", CHILD, str(marker)], cwd=tmp_path, on_line=ctrl_c_when_ready)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert marker.read_text() == "saved"  # the command handled Ctrl-C itself, not a SIGTERM
     assert processes_mentioning(str(marker)) == []

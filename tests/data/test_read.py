@@ -120,3 +120,14 @@ def test_text_across_piece_boundaries_and_a_byte_order_mark_are_read_whole(tmp_p
     frame, locate = read.read_csv(tmp_path / "table.csv", "table.csv")
     assert list(frame.columns) == [*names, "label"]
     assert frame["label"].tolist() == [0, 1] and locate(1) == "line 3"
+
+
+def test_a_large_csv_with_listed_feature_columns_keeps_only_those(tmp_path: Path, small_steps: None) -> None:
+    text = HEADER + DIGITS_ROWS * REPEATS
+    (tmp_path / "table.csv").write_text(text)
+    listed = ("p5", "p2", "p40")
+    dataset = CsvDataset(CsvConfig(name="csv", path="table.csv", label_column="label", feature_columns=listed))
+    loaded = dataset.load(tmp_path)
+    reference = CsvDataset(CsvConfig(name="csv", path="table.csv", label_column="label", feature_columns=listed))
+    pd.testing.assert_frame_equal(loaded, whole_text_load(text, reference), check_exact=True)
+    assert list(loaded.columns) == [*listed, "label"]

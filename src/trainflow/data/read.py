@@ -155,9 +155,10 @@ def _read_pandas(path: Path, source: str, delimiter: str, names: Sequence[str] |
 
 def _read_integers(path: Path, header: list[str], rows: int, delimiter: str, *, skip: int) -> pd.DataFrame | None:
     """The frame of a file whose every value is a whole number: pyarrow's streaming CSV reader
-    fills one int64 block batch by batch (the frame pandas would infer, without pandas' second
-    copy of it); None for any other file, which pandas then reads."""
-    values = np.empty((len(header), rows), dtype=np.int64)
+    fills one int64 array per column batch by batch (the frame pandas would infer, without
+    pandas' second copy of it, and each column freed on its own once cast or dropped); None for
+    any other file, which pandas then reads."""
+    values = [np.empty(rows, dtype=np.int64) for _ in header]  # one array a column: each freed alone
     done = 0
     try:
         reader = pyarrow_csv.open_csv(
@@ -171,13 +172,13 @@ def _read_integers(path: Path, header: list[str], rows: int, delimiter: str, *, 
             if done + batch.num_rows > rows or any(column.null_count for column in batch.columns):
                 return None
             for index, column in enumerate(batch.columns):
-                values[index, done : done + batch.num_rows] = column.to_numpy()
+                values[index][done : done + batch.num_rows] = column.to_numpy()
             done += batch.num_rows
     except (OSError, ValueError, pyarrow.ArrowException):
         return None
     if done != rows:
         return None
-    return pd.DataFrame(values.T, columns=header, copy=False)
+    return pd.DataFrame(dict(zip(header, values, strict=True)), copy=False)
 
 
 def _sample(texts: Iterator[str]) -> str:

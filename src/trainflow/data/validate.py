@@ -58,7 +58,8 @@ def validate_cast(
     A frame of more than :data:`CHUNK_ROWS` rows is checked a slice at a time, so pandera's
     copies are of one slice; the result is then ``frame`` with each column cast as the schema
     coerces it (a whole-number column that pandas already read as int64, within the range where
-    float64 holds every integer, is kept as it is: the same values, without two casts). A slice
+    float64 holds every integer, is kept as it is: the same values, without two casts). Such a
+    ``frame`` is cast in place (its columns replaced), so it is not held twice. A slice
     that fails is reported as :func:`validate` reports the whole frame: the same message.
     """
     if len(frame) <= CHUNK_ROWS:
@@ -69,7 +70,8 @@ def validate_cast(
         except (pa.errors.SchemaErrors, pa.errors.SchemaError):
             return schemas.cast_integers(validate(frame, schema, source, locate=locate), schema)
     if schema.strict == "filter":
-        frame = frame[[name for name in frame.columns if name in schema.columns]]
+        for name in [name for name in frame.columns if name not in schema.columns]:
+            del frame[name]
     casts = {}
     for name, column in schema.columns.items():
         whole = bool((column.metadata or {}).get(schemas.INTEGER))
@@ -77,7 +79,8 @@ def validate_cast(
             continue
         if column.dtype is not None and column.coerce:
             casts[name] = str(column.dtype)
-    frame = frame.astype(casts) if casts else frame
+    for name, dtype in casts.items():
+        frame[name] = frame[name].astype(dtype)  # in place: a column read on its own is freed once cast
     return schemas.cast_integers(frame, schema)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from trainflow.forecasting.protocol import forecast_targets, forward_fill, origins, time_split
 
-CO2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "co2_weekly_maunaloa.csv"
+CO2 = Path(__file__).resolve().parents[2] / "data" / "raw" / "co2_weekly_maunaloa.csv"  # the registered copy
 NAN = float("nan")
 
 

@@ -26,8 +26,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from trainflow import registry
 from trainflow.config import CheckpointConfig, Config, experiment_id
+from trainflow.config_checks import computed_metrics
 from trainflow.errors import CheckpointError, ConfigError
 from trainflow.models.snapshot import build_model
+from trainflow.paths import HISTORY_FILE, TRAIN_METRICS_FILE
 from trainflow.problems import Problem, ProblemConfig
 from trainflow.training import distributed
 from trainflow.training.callbacks import Checkpoint, EarlyStopping
@@ -41,8 +43,7 @@ if TYPE_CHECKING:
     from trainflow.data.datasets import DatasetInfo
     from trainflow.paths import ProjectPaths
 
-HISTORY_FILE = "history.csv"
-SUMMARY_FILE = "train.json"
+SUMMARY_FILE = TRAIN_METRICS_FILE  # metrics/train.json: the best and last epoch's metrics
 
 
 def build_problem(info: DatasetInfo, criterion: Callable[[Any, Any], torch.Tensor]) -> Problem:
@@ -195,7 +196,7 @@ def monitors(config: Config) -> tuple[str, str]:
     exception: ``train.checkpoint.monitor`` left at its default (``val/accuracy``) in a run
     that computes no accuracy (a regression) picks the best epoch by ``val/loss`` instead.
     """
-    known = ["train/loss", "val/loss", *(f"val/{name}" for name in config.metrics)]
+    known = computed_metrics(config)
     stopping = config.train.early_stopping
     if stopping.patience and stopping.monitor not in known:
         raise ConfigError(

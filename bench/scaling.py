@@ -8,7 +8,9 @@ wall time and the peak resident memory (``VmHWM`` of the stage's own process, re
 ratio to the 1x run, and prepare's peak memory as a multiple of the CSV file's size.
 
 Target (issue 10, item 14): prepare's peak memory at most 3x the file size (measured on a
-~200 MB file: ``--file-mb 200``), and time linear in rows (the 100x ratio near 100).
+~200 MB file: ``--file-mb 200``), and time linear in rows (the 100x ratio near 100). The
+prepared frame itself sets a floor: digits values take 2.3 bytes each in the file and 8 in a
+float64/int64 frame, so the frame alone is 3.5x the file, and the split copies another 3.5x.
 
     python bench/scaling.py [--times 1 10 100] [--epochs 1] [--file-mb 0] [--no-train]
 """

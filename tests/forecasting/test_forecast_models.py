@@ -7,7 +7,7 @@ import torch
 
 import trainflow.problems.forecasting  # noqa: F401  (registers the forecasting problem)
 from trainflow import registry
-from trainflow.components.forecasting import GRUConfig, LinearWindowConfig, WindowMLPConfig
+from trainflow.forecasting.components import GRUConfig, LinearWindowConfig, WindowMLPConfig
 from trainflow.forecasting.encoders import FEATURES
 from trainflow.forecasting.losses import masked_mae, masked_mse
 from trainflow.problems.base import ProblemConfig

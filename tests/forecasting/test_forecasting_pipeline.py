@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainflow.components.forecasting  # noqa: F401  (declares the forecasting components)
-from trainflow.components.forecasting import LinearWindowConfig
+import trainflow.forecasting.components  # noqa: F401  (declares the forecasting components)
+from trainflow.forecasting.components import LinearWindowConfig
 from trainflow.forecasting.evaluate import evaluate_forecasts, write_eval_json
 from trainflow.forecasting.experiment import prepare_forecast, torch_predict, train_forecaster
 from trainflow.forecasting.metrics import forecast_metrics, seasonal_naive_scale

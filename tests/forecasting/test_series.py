@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainflow.components.forecasting import CO2Config, TimeseriesConfig
 from trainflow.errors import ConfigError
+from trainflow.forecasting.components import CO2Config, TimeseriesConfig
 from trainflow.forecasting.series import read_co2, read_series, series_from_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,8 @@
 Datasets ``co2`` (the embedded weekly Mauna Loa series) and ``timeseries`` (a user's own
 CSV/parquet series), the ``forecast_standard`` encoder, the window models ``linear_window``,
 ``window_mlp`` and ``gru``, and the masked losses. Torch-free: validating params imports
-pydantic only.
+pydantic only. They sit here, not in :mod:`trainflow.components`, until the pipeline's stages
+run the forecasting task: importing this module is what declares them.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import trainflow.problems.forecasting  # noqa: F401  (registers the forecasting problem)
+import trainflow.forecasting.problem  # noqa: F401  (registers the forecasting problem)
 from trainflow import registry
 from trainflow.forecasting.components import GRUConfig, LinearWindowConfig, WindowMLPConfig
 from trainflow.forecasting.encoders import FEATURES

@@ -19,11 +19,11 @@ import torch
 from trainflow import registry
 from trainflow.forecasting.encoders import FEATURES, ForecastEncoder
 from trainflow.forecasting.evaluate import Predict
+from trainflow.forecasting.problem import WindowBatches
 from trainflow.forecasting.protocol import time_split
 from trainflow.forecasting.series import Series
 from trainflow.forecasting.windows import Windows, span_windows
 from trainflow.problems.base import ProblemConfig
-from trainflow.problems.forecasting import WindowBatches
 from trainflow.training.callbacks import Callback
 from trainflow.training.trainer import Trainer
 

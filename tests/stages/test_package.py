@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.results.tiny_project import make_project
+from tests.test_cli import imported_modules
 from trainflow.cli import main
 from trainflow.config import experiment_id
 from trainflow.paths import EVALUATED_MODEL, EVALUATED_WEIGHTS
@@ -44,19 +43,6 @@ def test_cli_package_before_evaluate_fails_with_one_line(tmp_path: Path, capsys:
     assert main(["evaluate", *arguments]) == 0
     assert main(["package", *arguments]) == 0
     assert verify_manifest(paths.results) == []
-
-
-def imported_modules(*args: str, cwd: Path) -> set[str]:
-    """The modules ``trainflow ARGS`` imports, from ``python -X importtime`` (as tests/test_cli.py)."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "trainflow.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
 
 
 def test_cli_package_imports_no_torch(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from trainflow.forecasting.components import GRUConfig, LinearWindowConfig, WindowMLPConfig
+from trainflow.components.forecasting import GRUConfig, LinearWindowConfig, WindowMLPConfig
 from trainflow.forecasting.evaluate import evaluate_forecasts
 from trainflow.forecasting.experiment import prepare_forecast, torch_predict, train_forecaster
 from trainflow.forecasting.series import read_co2

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from trainflow import registry
+from trainflow.components.base import FORECASTING
 from trainflow.components.datasets import dataset_task
 from trainflow.config_sections import CheckpointConfig, Config
 from trainflow.errors import ConfigError
@@ -49,6 +50,17 @@ def check_experiment(config: Config, origin: Origin) -> None:
     without accuracy picks its best epoch by ``val/loss``)."""
     task = dataset_task(config.dataset)
     if task is not None:
+        model = registry.models.get(config.model.name)
+        if (task == FORECASTING) != (model.task == FORECASTING):
+            kind = "window (forecasting)" if model.task == FORECASTING else "table or image"
+            valid = ", ".join(
+                n
+                for n in registry.models.names()
+                if (registry.models.get(n).task == FORECASTING) == (task == FORECASTING)
+            )
+            raise origin.error(
+                "model.name", f"{model.name!r} is a {kind} model but the data set is {task}; valid: {valid} (or auto)"
+            )
         loss = registry.losses.get(config.loss.name)
         if not loss.fits(task):
             valid = ", ".join(name for name in registry.losses.names() if registry.losses.get(name).fits(task))

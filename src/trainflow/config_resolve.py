@@ -67,34 +67,59 @@ def resolve(
 
 
 AUTO = "auto"
-# What `auto` (or an absent key) means for each task: loss, metrics, best-checkpoint monitor.
+# What `auto` (or an absent key) means for each task: model, encoder, loss, metrics.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classification": {"loss": "cross_entropy", "metrics": ["accuracy", "f1_macro"]},
-    "regression": {"loss": "mse", "metrics": ["mae", "rmse", "r2"]},
+    "classification": {
+        "model": "mlp",
+        "encoder": "standard",
+        "loss": "cross_entropy",
+        "metrics": ["accuracy", "f1_macro"],
+    },
+    "regression": {"model": "mlp", "encoder": "standard", "loss": "mse", "metrics": ["mae", "rmse", "r2"]},
+    "forecasting": {"model": "linear_window", "encoder": "forecast_standard", "loss": "masked_mse", "metrics": []},
 }
 LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse")
 
 
-def fill_task_defaults(raw: dict[str, Any]) -> None:
-    """Replace ``auto`` (or absent) ``loss.name``, ``metrics`` and ``train.checkpoint.monitor``
-    / ``mode`` in ``raw`` by the concrete defaults for the data set's task, in place.
+def raw_task(dataset: Any) -> Any:
+    """The task of the raw ``dataset`` section: the selected dataset's own (digits classifies,
+    co2 forecasts), or for a table its ``task`` key (classification when absent)."""
+    if not isinstance(dataset, dict):
+        return "classification"
+    name = dataset.get("name", "digits")
+    config_class = (
+        registry.datasets.get(name).config_class if isinstance(name, str) and name in registry.datasets else None
+    )
+    fields = {f.name: f for f in dataclasses.fields(config_class)} if dataclasses.is_dataclass(config_class) else {}
+    if "task" in fields:
+        default = fields["task"].default
+        return dataset.get("task", default if isinstance(default, str) else "classification")
+    task = getattr(config_class, "task", None)
+    return task if isinstance(task, str) else dataset.get("task", "classification")
 
-    The task is ``dataset.task`` (classification when absent, as for digits). The monitor is
-    ``val/accuracy`` (max) when accuracy is logged, else ``val/loss`` (min); an explicit monitor
-    with ``mode: auto`` gets ``min`` for losses and errors, else ``max``. Explicit values win, and
-    the resolved config holds only concrete names, so ``auto`` never changes an experiment id.
-    A malformed section is left for its own validation to report.
+
+def fill_task_defaults(raw: dict[str, Any]) -> None:
+    """Replace ``auto`` (or absent) ``model.name``, ``encoder.name``, ``loss.name``, ``metrics``
+    and ``train.checkpoint.monitor`` / ``mode`` in ``raw`` by the concrete defaults for the
+    data set's task, in place.
+
+    The task is the dataset's (:func:`raw_task`), so ``-S dataset.name=co2`` alone switches a
+    digits experiment to forecasting. The monitor is ``val/accuracy`` (max) when accuracy is
+    logged, else ``val/loss`` (min); an explicit monitor with ``mode: auto`` gets ``min`` for
+    losses and errors, else ``max``. Explicit values win, and the resolved config holds only
+    concrete names, so ``auto`` never changes an experiment id. A malformed section is left for
+    its own validation to report.
     """
-    dataset = raw.get("dataset")
-    task = dataset.get("task", "classification") if isinstance(dataset, dict) else "classification"
+    task = raw_task(raw.get("dataset"))
     defaults = TASK_DEFAULTS.get(task) if isinstance(task, str) else None
     if defaults is None:
         return
-    loss = raw.get("loss")
-    if loss is None or loss == AUTO:
-        raw["loss"] = {"name": defaults["loss"]}
-    elif isinstance(loss, dict) and loss.get("name", AUTO) == AUTO:
-        loss["name"] = defaults["loss"]
+    for key in ("model", "encoder", "loss"):
+        section = raw.get(key)
+        if section is None or section == AUTO:
+            raw[key] = {"name": defaults[key]}
+        elif isinstance(section, dict) and section.get("name", AUTO) == AUTO:
+            section["name"] = defaults[key]
     if raw.get("metrics", AUTO) == AUTO:
         raw["metrics"] = list(defaults["metrics"])
     train = raw.setdefault("train", {})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import trainflow.forecasting.problem  # noqa: F401  (registers the forecasting problem)
+import trainflow.problems  # noqa: F401  (declares the forecasting problem)
 from trainflow import registry
-from trainflow.forecasting.components import GRUConfig, LinearWindowConfig, WindowMLPConfig
+from trainflow.components.forecasting import GRUConfig, LinearWindowConfig, WindowMLPConfig
 from trainflow.forecasting.encoders import FEATURES
 from trainflow.forecasting.losses import masked_mae, masked_mse
 from trainflow.problems.base import ProblemConfig
@@ -47,11 +47,13 @@ def test_masked_losses_ignore_masked_steps_and_their_gradients() -> None:
 
 
 def test_the_forecasting_problem_scores_masked_in_steps_only() -> None:
-    problem = registry.problems.get("forecasting").factory(ProblemConfig(name="forecasting"))
+    problem = registry.problems.build(ProblemConfig(name="forecasting"), criterion=masked_mse)
     model = registry.models.build(LinearWindowConfig(), context=4, horizon=2)
     x = torch.zeros(2, 4, len(FEATURES))
-    batch = {"x": x, "y": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "mask": torch.tensor([[True, False], [True, True]])}
+    batch = (x, torch.tensor([[1.0, float("nan")], [3.0, 4.0]]))  # NaN: a missing target step
     loss, outputs = problem.compute_loss(model, batch)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert float(loss.detach()) == pytest.approx((1 + 9 + 16) / 3)
     preds, target = problem.metric_inputs(outputs, batch)
     assert target.tolist() == [1.0, 3.0, 4.0] and problem.batch_size(batch) == 3

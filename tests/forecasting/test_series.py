@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainflow.errors import ConfigError
-from trainflow.forecasting.components import CO2Config, TimeseriesConfig
+from trainflow.components.forecasting import CO2Config, TimeseriesConfig
+from trainflow.errors import DataError
 from trainflow.forecasting.series import read_co2, read_series, series_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,19 +30,19 @@ def write(path: Path, rows: list[str], header: str = "date,co2") -> Path:
 
 def test_a_skipped_week_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", ["20000101,370.0", "20000108,370.1", "20000122,370.3"])
-    with pytest.raises(ConfigError, match=r"every step 7 day"):
+    with pytest.raises(DataError, match=r"every step 7 day"):
         read_series(path)
 
 
 def test_dates_that_do_not_parse_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", ["20000101,370.0", "2000-01-08,370.1"])
-    with pytest.raises(ConfigError, match=r"s\.csv"):
+    with pytest.raises(DataError, match=r"s\.csv"):
         read_series(path)
 
 
 def test_values_outside_the_plausible_ppm_range_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", ["20000101,370.0", "20000108,3701.0"])
-    with pytest.raises(ConfigError, match=r"column 'co2' fails in_range.*3701"):
+    with pytest.raises(DataError, match=r"column 'co2' fails in_range.*3701"):
         read_series(path)
 
 
@@ -51,7 +51,7 @@ def test_a_users_daily_series_with_missing_values(tmp_path: Path) -> None:
     config = TimeseriesConfig(name="timeseries", path="s.csv", date_column="day", value_column="load", frequency="D")
     series = series_from_config(config, tmp_path)
     assert series.missing == 1 and series.frequency == "D" and len(series) == 3
-    with pytest.raises(ConfigError, match=r"no column 'value'"):
+    with pytest.raises(DataError, match=r"no column 'value'"):
         read_series(path, date_column="day", value_column="value", date_format=None)
 
 

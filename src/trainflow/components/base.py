@@ -17,9 +17,10 @@ PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "forecasting"]
 CLASSIFICATION: Task = "classification"
 REGRESSION: Task = "regression"
+FORECASTING: Task = "forecasting"
 
 
 @dataclass(frozen=True, config=STRICT)

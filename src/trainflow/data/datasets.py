@@ -33,7 +33,7 @@ from trainflow.data.validate import validate_cast
 from trainflow.errors import DataError
 
 __all__ = ["CsvConfig", "DatasetInfo", "DigitsConfig", "ParquetConfig", "TableConfig"]
-TASKS: tuple[str, ...] = ("classification", "regression")
+TASKS: tuple[str, ...] = ("classification", "regression", "forecasting")
 # A class label: a whole number, or a name such as "setosa".
 Label = int | str
 
@@ -43,7 +43,8 @@ class DatasetInfo:
     """What the pipeline needs to know about a prepared dataset; saved as ``info.json``.
 
     ``classes`` is the label encoding: class index ``i`` (a model output, a target) stands for
-    the label ``classes[i]``, all whole numbers or all names.
+    the label ``classes[i]``, all whole numbers or all names. A forecasting data set's feature
+    columns are the encoded inputs of each step and its label column the series' value column.
     """
 
     task: Task

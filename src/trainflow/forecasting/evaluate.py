@@ -22,6 +22,7 @@ from trainflow.forecasting.baselines import all_baselines
 from trainflow.forecasting.encoders import ForecastEncoder
 from trainflow.forecasting.metrics import forecast_metrics, seasonal_naive_scale
 from trainflow.forecasting.protocol import forecast_targets, forward_fill, origins
+from trainflow.io import atomic_write_text
 
 Predict = Callable[[np.ndarray], np.ndarray]  # [N, context, F] float32 -> [N, steps] scaled
 
@@ -76,10 +77,10 @@ def evaluate_forecasts(
     return metrics, forecasts
 
 
-def write_eval_json(metrics: dict[str, dict[str, dict[str, dict[str, float]]]], path: str | Path) -> None:
-    """Write ``metrics`` (the :func:`evaluate_forecasts` layout) as ``metrics/eval.json``: keys
-    sorted, values rounded to 6 significant digits, a NaN (no target present) as ``null`` so
-    that the file is valid JSON for ``dvc metrics``."""
+def eval_json_text(metrics: dict[str, dict[str, dict[str, dict[str, float]]]]) -> str:
+    """``metrics`` (the :func:`evaluate_forecasts` layout) as the text of ``metrics/eval.json``:
+    keys sorted, values rounded to 6 significant digits, a NaN (no target present) as ``null``
+    so that the file is valid JSON for ``dvc metrics``."""
 
     def clean(value: object) -> object:
         if isinstance(value, dict):
@@ -87,6 +88,10 @@ def write_eval_json(metrics: dict[str, dict[str, dict[str, dict[str, float]]]], 
         number = float(value)  # type: ignore[arg-type]
         return None if math.isnan(number) else float(f"{number:.6g}")
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(clean(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return json.dumps(clean(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_eval_json(metrics: dict[str, dict[str, dict[str, dict[str, float]]]], path: str | Path) -> None:
+    """Write :func:`eval_json_text` of ``metrics`` to ``path``, atomically."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(path), eval_json_text(metrics))

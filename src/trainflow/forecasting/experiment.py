@@ -19,12 +19,12 @@ import torch
 from trainflow import registry
 from trainflow.forecasting.encoders import FEATURES, ForecastEncoder
 from trainflow.forecasting.evaluate import Predict
-from trainflow.forecasting.problem import WindowBatches
 from trainflow.forecasting.protocol import time_split
 from trainflow.forecasting.series import Series
 from trainflow.forecasting.windows import Windows, span_windows
 from trainflow.problems.base import ProblemConfig
 from trainflow.training.callbacks import Callback
+from trainflow.training.loaders import InMemoryLoader
 from trainflow.training.trainer import Trainer
 
 
@@ -101,8 +101,8 @@ def train_forecaster(
     keep = KeepBest()
     trainer = Trainer(
         model,
-        WindowBatches(prepared.train, batch_size, seed=seed),
-        WindowBatches(prepared.val, 256, shuffle=False),
+        window_loader(prepared.train, batch_size, shuffle=True, seed=seed),
+        window_loader(prepared.val, 256, shuffle=False, seed=seed),
         optimizer=torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay),
         problem=problem,
         callbacks=[keep, *trainer_options.pop("callbacks", ())],
@@ -114,6 +114,12 @@ def train_forecaster(
     if keep.state is not None:
         trainer.model.load_state_dict(keep.state)
     return trainer
+
+
+def window_loader(windows: Windows, batch_size: int, *, shuffle: bool, seed: int) -> InMemoryLoader:
+    """``(x, targets)`` batches of ``windows`` (targets NaN where masked out), indexed in memory."""
+    x, y = torch.from_numpy(np.ascontiguousarray(windows.x)), torch.from_numpy(windows.targets)
+    return InMemoryLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 
 def torch_predict(model: torch.nn.Module) -> Predict:

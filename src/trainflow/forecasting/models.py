@@ -42,7 +42,7 @@ class LinearWindow(nn.Module):
     def __init__(self, config: Any, *, context: int = 104, horizon: int = 52, **_: Any) -> None:
         super().__init__()
         self.kind = config.kind
-        self.kernel = config.kernel_size
+        self.kernel = config.trend_window
         self.value = nn.Linear(context, horizon)
         self.trend = nn.Linear(context, horizon) if self.kind == "dlinear" else None
         self.season = nn.Linear(len(SEASON), horizon)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from trainflow.errors import ConfigError
+from trainflow.errors import ConfigError, DataError
 
 CO2_PATH = "data/raw/co2_weekly_maunaloa.csv"
 CO2_RANGE = (250.0, 450.0)  # ppm: pre-industrial ~280, 2001 ~372; anything outside is a unit or parse error
@@ -69,28 +69,36 @@ def read_series(
     season_length: int = 52,
     value_range: tuple[float, float] | None = CO2_RANGE,
 ) -> Series:
-    """Read a CSV or parquet series file and validate it; bad data raises ConfigError naming it."""
+    """Read a CSV or parquet series file and validate it.
+
+    A bad file (missing, unreadable, a column absent, a failed check) is a DataError naming the
+    file, the column and the check; an unsupported ``frequency`` is a ConfigError."""
     path = Path(path)
     if frequency not in FREQUENCIES:
         raise ConfigError(f"frequency: {frequency!r} is not supported; valid: {', '.join(FREQUENCIES)}")
     if not path.is_file():
-        raise ConfigError(f"{path}: no such series file")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={date_column: str})
+        raise DataError(f"{path}: no such series file")
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={date_column: str})
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{path}: not a readable {'parquet' if path.suffix == '.parquet' else 'CSV'} file ({error})"
+        ) from None
     missing_columns = [c for c in (date_column, value_column) if c not in frame.columns]
     if missing_columns:
-        raise ConfigError(f"{path}: no column {missing_columns[0]!r}; columns: {', '.join(map(str, frame.columns))}")
+        raise DataError(f"{path}: no column {missing_columns[0]!r}; columns: {', '.join(map(str, frame.columns))}")
     frame = frame[[date_column, value_column]].rename(columns={date_column: "date"})
     try:
         frame["date"] = pd.to_datetime(frame["date"], format=date_format).astype("datetime64[ns]")
         frame[value_column] = pd.to_numeric(frame[value_column]).astype(float)
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise DataError(f"{path}: {error}") from None
     low, high = value_range if value_range is not None else (None, None)
     try:
         series_schema(value_column, low, high, FREQUENCIES[frequency]).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as error:
         first = error.failure_cases.iloc[0]
-        raise ConfigError(
+        raise DataError(
             f"{path}: column {first['column']!r} fails {first['check']} (e.g. {first['failure_case']!r})"
         ) from None
     return Series(frame["date"].to_numpy(), frame[value_column].to_numpy(float), frequency, season_length)

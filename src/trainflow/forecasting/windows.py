@@ -27,6 +27,12 @@ class Windows:
     def __len__(self) -> int:
         return len(self.origins)
 
+    @property
+    def targets(self) -> np.ndarray:
+        """``y`` with NaN at the masked-out steps: the training batches' targets (the
+        forecasting problem takes its mask from them)."""
+        return np.where(self.mask, self.y, np.float32("nan")).astype(np.float32)
+
 
 def make_windows(
     encoded: np.ndarray,

@@ -114,6 +114,11 @@ def build_model(config: Any, info: Any) -> nn.Module:
 
     Here rather than in :mod:`trainflow.build` so that rebuilding a snapshot (evaluate, package,
     predict) imports the model registry alone, not the training loop."""
+    if info.task == "forecasting":  # windows of `context` steps -> the longest horizon's steps
+        dataset = config.dataset
+        return registry.models.build(
+            config.model, context=dataset.context, horizon=dataset.forecast, in_features=info.num_features
+        )
     return registry.models.build(
         config.model, in_features=info.num_features, num_outputs=info.num_outputs, image_shape=info.image_shape
     )

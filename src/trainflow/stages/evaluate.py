@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from trainflow import registry
+from trainflow.components.datasets import dataset_task
 from trainflow.config import Config, diff, resolve, to_dict, training_fingerprint
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_info, read_split, to_arrays
@@ -188,7 +189,14 @@ def write_outputs(
 
 
 def run(config: Config, paths: ProjectPaths) -> dict[str, Any]:
-    """Evaluate the best model; returns ``{"val": {...}, "test": {...}, "outputs": [paths]}``."""
+    """Evaluate the best model; returns ``{"val": {...}, "test": {...}, "outputs": [paths]}``.
+
+    A forecasting run is scored by its protocol, against the baselines
+    (:mod:`trainflow.forecasting.evaluate_stage`)."""
+    if dataset_task(config.dataset) == "forecasting":
+        from trainflow.forecasting.evaluate_stage import evaluate_series_model
+
+        return evaluate_series_model(config, paths)
     metrics, predictions, info, model_files = evaluate(config, paths)
     written = write_outputs(metrics, predictions, info, model_files, paths)
     print(f"evaluate: wrote {paths.metrics / EVAL_FILE}, {paths.plots / EVAL_PLOTS}/, {paths.evaluation}/", flush=True)

@@ -40,6 +40,7 @@ from trainflow.build import (
     make_loader,
     monitors,
 )
+from trainflow.components.datasets import dataset_task
 from trainflow.config import Config, save_resolved, training_fingerprint
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import read_prepared, to_arrays
@@ -115,15 +116,10 @@ def train_in_process(config: Config, paths: ProjectPaths, resume: bool) -> dict[
         torch.set_num_threads(t.threads)
     configure_determinism(t.deterministic)
 
-    splits, info = read_prepared(paths.prepared)
-    encoder = load_encoder(paths.encoders / ENCODER_FILE)
-    arrays = {}
-    for split in ("train", "val"):
-        x, y = to_arrays(splits[split], info)
-        arrays[split] = (encoder.encode(x).astype(np.float32, copy=False), y)
+    info, arrays, samples = training_arrays(config, paths)
     if main_process:
         print(
-            f"train: {config.model.name} on {len(arrays['train'][1])} train / {len(arrays['val'][1])} val rows, "
+            f"train: {config.model.name} on {len(arrays['train'][1])} train / {len(arrays['val'][1])} val {samples}, "
             f"{t.max_epochs} epochs, batch {t.batch_size}, loader {t.loader}",
             flush=True,
         )
@@ -161,6 +157,25 @@ def train_in_process(config: Config, paths: ProjectPaths, resume: bool) -> dict[
         "resumed_from": str(trainer.resumed_from) if trainer.resumed_from else None,
         "stopped_early": trainer.stopped_early,
     }
+
+
+def training_arrays(
+    config: Config, paths: ProjectPaths
+) -> tuple[DatasetInfo, dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    """The data set info, the encoded ``(inputs, targets)`` of the train and val splits, and what
+    one sample is: a table's rows, or a series' windows (:mod:`trainflow.forecasting.training_data`)."""
+    if dataset_task(config.dataset) == "forecasting":
+        from trainflow.forecasting.training_data import window_arrays
+
+        info, windows = window_arrays(config, paths)
+        return info, windows, "windows"
+    splits, info = read_prepared(paths.prepared)
+    encoder = load_encoder(paths.encoders / ENCODER_FILE)
+    arrays = {}
+    for split in ("train", "val"):
+        x, y = to_arrays(splits[split], info)
+        arrays[split] = (encoder.encode(x).astype(np.float32, copy=False), y)
+    return info, arrays, "rows"
 
 
 def write_outputs(config: Config, info: DatasetInfo, paths: ProjectPaths, trainer: Trainer) -> None:

@@ -3,8 +3,10 @@
 Datasets ``co2`` (the embedded weekly Mauna Loa series) and ``timeseries`` (a user's own
 CSV/parquet series), the ``forecast_standard`` encoder, the window models ``linear_window``,
 ``window_mlp`` and ``gru``, and the masked losses. Torch-free: validating params imports
-pydantic only. They sit here, not in :mod:`trainflow.components`, until the pipeline's stages
-run the forecasting task: importing this module is what declares them.
+pydantic only; the implementations live in :mod:`trainflow.forecasting`.
+
+The embedded ``co2`` set has no ``path`` key: its file is part of trainflow (so the
+``dataset.path`` of params.yaml, the digits file, does not apply to it).
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
 from trainflow import registry
-from trainflow.components.base import STRICT, ComponentConfig, PositiveInt
+from trainflow.components.base import FORECASTING, STRICT, ComponentConfig, PositiveInt
 
-FORECASTING = "forecasting"
 IMPLEMENTATION = "trainflow.forecasting"
 
 
@@ -50,7 +51,9 @@ class ForecastProtocolConfig(ComponentConfig):
 class CO2Config(ForecastProtocolConfig):
     """Weekly mean CO2 at Mauna Loa (ppm), 1958-2001, with missing weeks kept as empty values."""
 
-    path: str = "data/raw/co2_weekly_maunaloa.csv"
+    path: ClassVar[str] = "data/raw/co2_weekly_maunaloa.csv"
+    frequency: ClassVar[str] = "W"
+    season_length: ClassVar[int] = 52
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -85,11 +88,12 @@ class ForecastEncoderConfig(ComponentConfig):
 
 @dataclass(frozen=True, config=STRICT)
 class LinearWindowConfig(ComponentConfig):
-    """NLinear (``kind: nlinear``) or DLinear (``kind: dlinear``, moving average of ``kernel_size``)."""
+    """NLinear (``kind: nlinear``) or DLinear (``kind: dlinear``: a moving average of
+    ``trend_window`` steps; not ``kernel_size``, which params.yaml holds for the cnn)."""
 
     name: str = "linear_window"
     kind: Literal["nlinear", "dlinear"] = "nlinear"
-    kernel_size: Annotated[int, Field(ge=3, le=51)] = 25
+    trend_window: Annotated[int, Field(ge=3, le=51)] = 25
 
 
 @dataclass(frozen=True, config=STRICT)

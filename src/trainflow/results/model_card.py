@@ -42,7 +42,7 @@ class DataSummary:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _format(value: Any, setting: bool = False) -> str:
+def format_cell(value: Any, setting: bool = False) -> str:
     """A table cell: metrics (floats) to 4 decimals; a ``setting`` as written in params.yaml
     (``lr 0.001``, not ``0.0010``)."""
     if value is None:
@@ -54,14 +54,14 @@ def _format(value: Any, setting: bool = False) -> str:
             return f"{value:g}"
         return f"{value:.4f}" if 1e-3 <= abs(value) < 1e6 or value == 0 else f"{value:.4g}"
     if isinstance(value, list | tuple):
-        return ", ".join(_format(item, setting) for item in value) or "(none)"
+        return ", ".join(format_cell(item, setting) for item in value) or "(none)"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], settings: bool = False) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], settings: bool = False) -> list[str]:
     """A markdown table; ``settings`` formats its cells as params (see :func:`_format`)."""
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(_format(cell, settings) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(format_cell(cell, settings) for cell in row) + " |" for row in rows]
     return lines
 
 
@@ -71,7 +71,7 @@ def metrics_table(evaluation: Mapping[str, Mapping[str, Any]]) -> list[str]:
     names: list[str] = []
     for split in splits:
         names += [name for name in evaluation[split] if name not in names]
-    return _table(["metric", *splits], [[name, *(evaluation[s].get(name) for s in splits)] for name in names])
+    return markdown_table(["metric", *splits], [[name, *(evaluation[s].get(name) for s in splits)] for name in names])
 
 
 def render_model_card(
@@ -96,7 +96,7 @@ def render_model_card(
     lines += [f"Experiment id: `{experiment_id}` (hash of the resolved config, config.yaml in this package).", ""]
 
     lines += ["## Model", ""]
-    lines += _table(
+    lines += markdown_table(
         ["field", "value"],
         [
             ["architecture", model.name],
@@ -113,7 +113,9 @@ def render_model_card(
 
     lines += ["", "## Data", ""]
     target = (
-        f"{len(data.classes)} classes ({_format(list(data.classes))})" if data.task == "classification" else "a value"
+        f"{len(data.classes)} classes ({format_cell(list(data.classes))})"
+        if data.task == "classification"
+        else "a value"
     )
     lines += [f"Task: {data.task}. {data.num_features} features; the target `{data.label_column}` is {target}.", ""]
     if data.feature_columns:
@@ -121,15 +123,15 @@ def render_model_card(
             f"Input schema: {len(data.feature_columns)} numeric (float) columns, in this order: "
             + ", ".join(f"`{name}`" for name in data.feature_columns)
             + f"; the label column `{data.label_column}`"
-            + (f" takes the values {_format(list(data.classes))}." if data.classes else " is a number."),
+            + (f" takes the values {format_cell(list(data.classes))}." if data.classes else " is a number."),
             "",
         ]
     if data.provenance:
-        lines += _table(["provenance", "value"], [[key, value] for key, value in data.provenance.items()])
+        lines += markdown_table(["provenance", "value"], [[key, value] for key, value in data.provenance.items()])
         lines.append("")
     order = ["train", "val", "test"]
     splits = sorted(data.split_sizes, key=lambda split: order.index(split) if split in order else len(order))
-    lines += _table(["split", "rows"], [[split, data.split_sizes[split]] for split in splits])
+    lines += markdown_table(["split", "rows"], [[split, data.split_sizes[split]] for split in splits])
     lines += [
         "",
         f"Splits are {'stratified' if data.task == 'classification' else 'random'} and fixed by "
@@ -140,19 +142,19 @@ def render_model_card(
 
     lines += ["", "## Training", ""]
     training_keys = [key for key in settings if key.startswith(("seed", "data.", "encoder.", "loss.", "train."))]
-    lines += _table(["parameter", "value"], [[key, settings[key]] for key in training_keys], settings=True)
+    lines += markdown_table(["parameter", "value"], [[key, settings[key]] for key in training_keys], settings=True)
 
     lines += ["", "## Metrics", ""]
     lines += metrics_table(evaluation)
     scalars = {key: value for key, value in flatten(dict(train_metrics)).items() if not isinstance(value, list)}
     if scalars:
         lines += ["", "Training summary (metrics/train.json):", ""]
-        lines += _table(["key", "value"], [[key, value] for key, value in scalars.items()])
+        lines += markdown_table(["key", "value"], [[key, value] for key, value in scalars.items()])
 
     if runtime:
         lines += ["", "## Environment", ""]
         lines += ["The software that produced these numbers; the same params and data give the same bits with it.", ""]
-        lines += _table(["component", "value"], [[key, value] for key, value in runtime.items()], settings=True)
+        lines += markdown_table(["component", "value"], [[key, value] for key, value in runtime.items()], settings=True)
 
     lines += ["", "## Intended use and limits", ""]
     lines += _intended_use(data, evaluation, per_class)
@@ -193,7 +195,7 @@ def _intended_use(
     ]
     if data.task == "classification" and per_class:
         worst = min(per_class.items(), key=lambda item: item[1].get("f1") or 0.0)
-        lines.append(f"- Weakest class on the test split: `{worst[0]}` (F1 {_format(worst[1].get('f1'))}).")
+        lines.append(f"- Weakest class on the test split: `{worst[0]}` (F1 {format_cell(worst[1].get('f1'))}).")
         small = [label for label, row in per_class.items() if int(row.get("support", 0)) < SMALL_SUPPORT]
         if small:
             lines.append(

@@ -73,7 +73,7 @@ RUN_TRAIN = "run the train stage first (`trainflow train`)"
 RUN_PREPARE = "run the prepare stage first (`trainflow prepare`)"
 
 
-def _read_json(path: Path, hint: str) -> Any:
+def read_input_json(path: Path, hint: str) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -82,7 +82,7 @@ def _read_json(path: Path, hint: str) -> Any:
         raise DataError(f"{path}: unreadable ({error}); {hint}") from None
 
 
-def _read_table(path: Path, hint: str) -> pd.DataFrame:
+def read_input_table(path: Path, hint: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: not found; {hint}")
     try:
@@ -91,7 +91,7 @@ def _read_table(path: Path, hint: str) -> pd.DataFrame:
         raise DataError(f"{path}: unreadable ({error}); {hint}") from None
 
 
-def _provenance(report: dict[str, Any]) -> dict[str, Any]:
+def provenance(report: dict[str, Any]) -> dict[str, Any]:
     """Where the data came from: the data set's config, description, and what prepare checked."""
     dataset = dict(report.get("dataset", {}))
     name = str(dataset.get("name", "?"))
@@ -127,21 +127,23 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
     and data/encoders/encoder.json, never the torch snapshot; a missing input
     is a DataError naming it and the stage to run, and leaves the previous package as it was.
     """
-    evaluation = _read_json(paths.metrics / EVAL_FILE, RUN_EVALUATE)
+    evaluation = read_input_json(paths.metrics / EVAL_FILE, RUN_EVALUATE)
     if not isinstance(evaluation, dict) or not all(isinstance(evaluation.get(s), dict) for s in SPLITS):
         raise DataError(f"{paths.metrics / EVAL_FILE}: expected {{'val': {{...}}, 'test': {{...}}}}; {RUN_EVALUATE}")
-    train_metrics = _read_json(paths.metrics / TRAIN_METRICS_FILE, RUN_TRAIN)
-    report = _read_json(paths.prepared / REPORT_FILE, RUN_PREPARE)
-    summary = _read_json(paths.evaluation / EVALUATED_MODEL, RUN_EVALUATE)
+    train_metrics = read_input_json(paths.metrics / TRAIN_METRICS_FILE, RUN_TRAIN)
+    report = read_input_json(paths.prepared / REPORT_FILE, RUN_PREPARE)
+    summary = read_input_json(paths.evaluation / EVALUATED_MODEL, RUN_EVALUATE)
     if not isinstance(summary, dict) or not {"info", "epoch", "parameters", "runtime"} <= set(summary):
         raise DataError(f"{paths.evaluation / EVALUATED_MODEL}: not a model summary; {RUN_EVALUATE}")
     weights = paths.evaluation / EVALUATED_WEIGHTS
     if not weights.is_file():
         raise DataError(f"{weights}: not found; {RUN_EVALUATE}")
     info = DatasetInfo.from_dict(summary["info"])
-    history = _read_table(paths.plots / HISTORY_FILE, RUN_TRAIN)
-    predictions = {split: _read_table(paths.evaluation / predictions_file(split), RUN_EVALUATE) for split in SPLITS}
-    detail = _read_json(paths.evaluation / PER_CLASS_FILE, RUN_EVALUATE) if info.task == "classification" else None
+    history = read_input_table(paths.plots / HISTORY_FILE, RUN_TRAIN)
+    predictions = {
+        split: read_input_table(paths.evaluation / predictions_file(split), RUN_EVALUATE) for split in SPLITS
+    }
+    detail = read_input_json(paths.evaluation / PER_CLASS_FILE, RUN_EVALUATE) if info.task == "classification" else None
     encoder = load_encoder(paths.encoders / FITTED_ENCODER)
     exp_id = experiment_id(config)
     print(f"package: building {paths.results}/ for experiment {exp_id}", flush=True)
@@ -201,7 +203,7 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
                 classes=info.classes,
                 feature_columns=info.feature_columns,
                 split_sizes={s: n for s, n in report.get("rows", {}).items() if s != "total"},
-                provenance=_provenance(report),
+                provenance=provenance(report),
             ),
             evaluation={split: evaluation[split] for split in SPLITS},
             train_metrics=train_metrics if isinstance(train_metrics, dict) else {},

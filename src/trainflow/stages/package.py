@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainflow.components.datasets import dataset_task
 from trainflow.config import Config
 from trainflow.paths import ProjectPaths
 from trainflow.results.package import build_package
@@ -15,6 +16,11 @@ from trainflow.results.package import build_package
 
 def run(config: Config, paths: ProjectPaths) -> dict[str, Any]:
     """Build the package; returns ``{"results": folder, "experiment_id": id, "files": [names]}``."""
-    summary = build_package(paths, config)
+    if dataset_task(config.dataset) == "forecasting":
+        from trainflow.forecasting.package import build_series_package
+
+        summary = build_series_package(paths, config)
+    else:
+        summary = build_package(paths, config)
     print(f"package: wrote {summary['results']}/ ({len(summary['files'])} files + manifest.json)", flush=True)
     return summary

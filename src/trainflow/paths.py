@@ -41,6 +41,11 @@ def predictions_file(split: str) -> str:
     return f"predictions_{split}.parquet"
 
 
+def forecasts_file(span: str) -> str:
+    """The forecasts table of ``span`` of a forecasting run in evaluation/ (and in the package)."""
+    return f"forecasts_{span}.parquet"
+
+
 def confusion_png(split: str) -> str:
     """The confusion matrix picture of ``split`` in the result package."""
     return f"confusion_{split}.png"

@@ -32,7 +32,15 @@ from trainflow.forecasting.evaluate import evaluate_forecasts, write_eval_json
 from trainflow.forecasting.prepared import load_series_encoder, read_prepared_series
 from trainflow.io import atomic_write_bytes, atomic_write_json, replace_dir
 from trainflow.models.snapshot import load_model_snapshot
-from trainflow.paths import BEST_MODEL, EVAL_FILE, EVAL_PLOTS, EVALUATED_MODEL, EVALUATED_WEIGHTS, ProjectPaths
+from trainflow.paths import (
+    BEST_MODEL,
+    EVAL_FILE,
+    EVAL_PLOTS,
+    EVALUATED_MODEL,
+    EVALUATED_WEIGHTS,
+    ProjectPaths,
+    forecasts_file,
+)
 from trainflow.results.evaluate import predict
 from trainflow.results.model_files import state_bytes
 
@@ -40,11 +48,6 @@ SPANS = ("val", "test")
 FORECAST_PLOT = "forecast_test.csv"
 LEAD_PLOT = "mae_by_lead.csv"
 Forecasts = dict[str, dict[str, dict[str, np.ndarray]]]
-
-
-def forecasts_file(span: str) -> str:
-    """The forecasts table of ``span`` in evaluation/ (and in the result package)."""
-    return f"forecasts_{span}.parquet"
 
 
 def forecasts_frame(forecasts: dict[str, dict[str, np.ndarray]], dates: np.ndarray) -> pd.DataFrame:

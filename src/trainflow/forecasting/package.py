@@ -31,7 +31,6 @@ from trainflow.data.prepare import REPORT_FILE
 from trainflow.encoders import ENCODER_FILE
 from trainflow.errors import DataError
 from trainflow.forecasting.baselines import BASELINES
-from trainflow.forecasting.evaluate_stage import SPANS, forecasts_file
 from trainflow.forecasting.model_card import render_forecast_card
 from trainflow.forecasting.plots import plot_forecasts, plot_mae_by_lead
 from trainflow.forecasting.prepared import PreparedSeries, load_series_encoder, read_prepared_series
@@ -47,6 +46,7 @@ from trainflow.paths import (
     RESOLVED_CONFIG,
     TRAIN_METRICS_FILE,
     ProjectPaths,
+    forecasts_file,
 )
 from trainflow.results import plots
 from trainflow.results.model_card import ModelSummary
@@ -56,6 +56,7 @@ from trainflow.runtime import stored_runtime_record
 from trainflow.storage.manifest import write_manifest
 
 MAE_BY_LEAD_PNG = "mae_by_lead.png"
+SPANS = ("val", "test")
 SERIES_SCHEMA_FORMAT = "trainflow.series/1"
 
 

@@ -6,6 +6,11 @@ float32 (as :meth:`Encoder.encode`), then the model. Its outputs are ``outputs``
 the predicted value) and, for classification, ``probabilities`` (softmax). Class labels,
 feature names and the experiment id travel as ONNX metadata, so a runtime without trainflow
 can name its outputs.
+
+A forecasting model is exported on its windows: input ``windows`` (float32 ``[N, context,
+features]``, as the encoder builds them: see :mod:`trainflow.forecasting.encoders`, whose
+fitted state travels as the metadata ``trainflow.encoder``), output ``forecast`` (the next
+steps in the series' units: the decoding is folded in).
 """
 
 from __future__ import annotations
@@ -61,6 +66,38 @@ def affine(encoder: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(encoder.state[offset]), np.asarray(encoder.state[scale])
 
 
+class DecodedForecastModel(nn.Module):
+    """``model(windows).double() * std + mean``: a window model with its forecasts decoded."""
+
+    def __init__(self, model: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float64))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float64))
+
+    def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.model(windows).double() * self.std + self.mean,)
+
+
+def export_parts(predictor: Any) -> tuple[nn.Module, torch.Tensor, str, list[str], dict[str, Any]]:
+    """``(module, example input, input name, output names, metadata)`` of the model to export."""
+    metadata: dict[str, Any] = {"experiment_id": predictor.experiment_id, "task": predictor.task}
+    if predictor.task == "forecasting":
+        encoder = predictor.encoder
+        module = DecodedForecastModel(predictor.model, encoder.mean, encoder.std).eval()
+        example = torch.zeros(2, predictor.context, len(predictor.info.feature_columns), dtype=torch.float32)
+        metadata.update(
+            feature_columns=list(predictor.info.feature_columns),
+            context=predictor.context,
+            forecast=predictor.steps,
+            encoder=json.loads(encoder.to_json()),
+        )
+        return module, example, "windows", ["forecast"], metadata
+    example = torch.zeros(2, len(predictor.feature_columns), dtype=torch.float32)
+    metadata.update(feature_columns=predictor.feature_columns, classes=predictor.classes)
+    return raw_features_model(predictor), example, "features", output_names(predictor), metadata
+
+
 def raw_features_model(predictor: Any) -> RawFeaturesModel:
     """The predictor's encoder and model as one module in eval mode."""
     offset, scale = affine(predictor.encoder)
@@ -76,54 +113,34 @@ def onnx_bytes(predictor: Any) -> bytes:
     """The ONNX model (batch size dynamic) with trainflow's metadata."""
     import onnx
 
-    module = raw_features_model(predictor)
-    example = torch.zeros(2, len(predictor.feature_columns), dtype=torch.float32)
-    names = output_names(predictor)
+    module, example, input_name, names, metadata = export_parts(predictor)
     buffer = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(
             module,
             (example,),
             buffer,
-            input_names=["features"],
+            input_names=[input_name],
             output_names=names,
-            dynamic_axes={"features": {0: "rows"}, **{name: {0: "rows"} for name in names}},
+            dynamic_axes={input_name: {0: "rows"}, **{name: {0: "rows"} for name in names}},
             opset_version=OPSET,
             dynamo=False,
         )
     model = onnx.load_from_string(buffer.getvalue())
-    metadata = {
-        "trainflow.experiment_id": predictor.experiment_id,
-        "trainflow.task": predictor.task,
-        "trainflow.feature_columns": json.dumps(predictor.feature_columns),
-        "trainflow.classes": json.dumps(predictor.classes),
-    }
     for key, value in metadata.items():
         entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+        entry.key, entry.value = f"trainflow.{key}", value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
 
 def torchscript_bytes(predictor: Any) -> bytes:
     """The TorchScript module (traced; batch size dynamic) with the metadata as an extra file."""
-    module = raw_features_model(predictor)
-    example = torch.zeros(2, len(predictor.feature_columns), dtype=torch.float32)
+    module, example, _, names, metadata = export_parts(predictor)
     with torch.no_grad():
         traced = torch.jit.trace(module, (example,), check_trace=False)
-    extra = {
-        "trainflow.json": json.dumps(
-            {
-                "experiment_id": predictor.experiment_id,
-                "task": predictor.task,
-                "feature_columns": predictor.feature_columns,
-                "classes": predictor.classes,
-                "outputs": output_names(predictor),
-            }
-        )
-    }
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files=extra)
+    torch.jit.save(traced, buffer, _extra_files={"trainflow.json": json.dumps({**metadata, "outputs": names})})
     return buffer.getvalue()
 
 
@@ -144,9 +161,10 @@ def export_command(fmt: str, source: str | None, output: str | None) -> dict[str
 
     predictor = load_model(source)
     path = export_model(predictor, fmt, Path(output) if output else DEFAULT_OUTPUT[fmt])
+    _, example, input_name, names, _ = export_parts(predictor)
+    shape = "x".join(["N", *(str(size) for size in example.shape[1:])])
     print(
-        f"export: {fmt} -> {path} (raw features {predictor.feature_columns[0]}..{predictor.feature_columns[-1]} in; "
-        f"{', '.join(output_names(predictor))} out; experiment {predictor.experiment_id})",
-        flush=True,
+        f"export: {fmt} -> {path} ({input_name} [{shape}] in; {', '.join(names)} out; "
+        f"experiment {predictor.experiment_id})"
     )
     return {"format": fmt, "output": str(path)}

@@ -1,4 +1,5 @@
-"""Load a trained model from wherever it lives: ``trainflow.load_model(SOURCE) -> Predictor``.
+"""Load a trained model from wherever it lives: ``trainflow.load_model(SOURCE) -> Predictor``
+(a :class:`~trainflow.forecasting.forecaster.Forecaster` for a forecasting model).
 
 SOURCE is one of
 
@@ -85,6 +86,20 @@ def load_project(snapshot_path: Path) -> Any:
     config = _stored_config(snapshot["config"], f"{snapshot_path} (stored config)")
     info = DatasetInfo.from_dict(snapshot["info"])
     paths = ProjectPaths(snapshot_path.resolve().parent.parent)
+    if info.task == "forecasting":
+        from trainflow.forecasting.forecaster import Forecaster
+        from trainflow.forecasting.prepared import load_series_encoder, read_prepared_series, series_schema_record
+
+        return Forecaster(
+            model=model,
+            encoder=load_series_encoder(paths.encoders / ENCODER_FILE),
+            info=info,
+            inputs=series_schema_record(config, read_prepared_series(config, paths)),
+            batch_size=config.train.batch_size,
+            experiment_id=experiment_id(config),
+            source=str(snapshot_path),
+            threads=config.train.threads,
+        )
     encoder = load_encoder(paths.encoders / ENCODER_FILE)
     return Predictor(
         model=model,
@@ -149,8 +164,18 @@ def load_package(folder: Path, outer: Path | None = None) -> Any:
     except (OSError, yaml.YAMLError) as error:
         raise CheckpointError(f"{config_path}: unreadable resolved config ({str(error)[:200]})") from None
     config = _stored_config(raw_config, f"{config_path} (stored config)")
-    inputs = check_description(model_files.read_json(folder / INPUT_SCHEMA_FILE, "input schema"), str(folder))
-    encoder = load_encoder(folder / model_files.ENCODER_FILE)
+    schema = model_files.read_json(folder / INPUT_SCHEMA_FILE, "input schema")
+    if info.task == "forecasting":
+        from trainflow.forecasting.forecaster import Forecaster, check_series_schema
+        from trainflow.forecasting.prepared import load_series_encoder
+
+        predictor_class: Any = Forecaster
+        inputs = check_series_schema(schema, str(folder))
+        encoder: Any = load_series_encoder(folder / model_files.ENCODER_FILE)
+    else:
+        predictor_class = Predictor
+        inputs = check_description(schema, str(folder))
+        encoder = load_encoder(folder / model_files.ENCODER_FILE)
     model = build_model(config, info)
     state = model_files.read_weights(folder / model_files.WEIGHTS_FILE)
     try:
@@ -161,7 +186,7 @@ def load_package(folder: Path, outer: Path | None = None) -> Any:
             f"{folder / model_files.WEIGHTS_FILE}: the weights do not fit the model ({reason[:200]})"
         ) from None
     batch_size = record.get("batch_size")
-    return Predictor(
+    return predictor_class(
         model=model,
         encoder=encoder,
         info=info,
@@ -211,6 +236,10 @@ def predict_command(
     predictor = load_model(source, batch_size=batch_size)
     if predictor.threads:
         torch.set_num_threads(predictor.threads)
+    if predictor.task == "forecasting":
+        from trainflow.forecasting.forecaster import forecast_command
+
+        return forecast_command(predictor, input_path, output, score=score)
     report = score_file(predictor, Path(input_path), Path(output) if output else None, score=score)
     say = sys.stderr if output is None else sys.stdout
     print(

@@ -33,7 +33,12 @@ from trainflow.errors import DataError
 from trainflow.forecasting.baselines import BASELINES
 from trainflow.forecasting.model_card import render_forecast_card
 from trainflow.forecasting.plots import plot_forecasts, plot_mae_by_lead
-from trainflow.forecasting.prepared import PreparedSeries, load_series_encoder, read_prepared_series
+from trainflow.forecasting.prepared import (
+    PreparedSeries,
+    load_series_encoder,
+    read_prepared_series,
+    series_schema_record,
+)
 from trainflow.io import atomic_write_json, atomic_write_text, replace_dir
 from trainflow.paths import (
     EVAL_FILE,
@@ -57,7 +62,6 @@ from trainflow.storage.manifest import write_manifest
 
 MAE_BY_LEAD_PNG = "mae_by_lead.png"
 SPANS = ("val", "test")
-SERIES_SCHEMA_FORMAT = "trainflow.series/1"
 
 
 def forecast_png(horizon: int) -> str:
@@ -78,25 +82,6 @@ def best_baseline(scores: dict[str, Any]) -> str:
         name for name in BASELINES if isinstance(scores.get(name), dict) and scores[name].get("mase") is not None
     ]
     return min(present, key=lambda name: scores[name]["mase"]) if present else BASELINES[0]
-
-
-def series_schema_record(config: Config, prepared: PreparedSeries) -> dict[str, Any]:
-    """``input_schema.json`` of a forecaster: the series it reads, and how much history it needs."""
-    dataset, series = config.dataset, prepared.series
-    observed = series.values[: prepared.train_end]
-    observed = observed[~np.isnan(observed)]
-    return {
-        "format": SERIES_SCHEMA_FORMAT,
-        "task": "forecasting",
-        "date_column": str(getattr(dataset, "date_column", "date")),
-        "value_column": prepared.info.label_column,
-        "frequency": series.frequency,
-        "season_length": series.season_length,
-        "context": dataset.context,
-        "forecast": dataset.forecast,
-        "horizons": list(dataset.horizons),
-        "train_range": [float(observed.min()), float(observed.max())],
-    }
 
 
 def build_series_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:

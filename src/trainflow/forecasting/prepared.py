@@ -32,13 +32,14 @@ from trainflow.encoders import ENCODER_FILE
 from trainflow.errors import DataError
 from trainflow.forecasting.encoders import FEATURES, ForecastEncoder
 from trainflow.forecasting.protocol import time_split
-from trainflow.forecasting.series import Series
+from trainflow.forecasting.series import CO2_DATE_FORMAT, Series
 from trainflow.io import atomic_write_json, atomic_write_text, replace_dir
 from trainflow.paths import ProjectPaths
 
 SERIES_FILE = "series.parquet"
 SPANS = ("train", "val", "test")
 RUN_FIT_ENCODER = "run the fit-encoder stage first (`trainflow fit-encoder`)"
+SERIES_SCHEMA_FORMAT = "trainflow.series/1"  # input_schema.json of a forecaster
 
 
 @dataclass(frozen=True)
@@ -172,3 +173,23 @@ def load_series_encoder(path: Path) -> ForecastEncoder:
     if not all(np.isfinite(values)) or encoder.std <= 0 or encoder.time_std <= 0:
         raise DataError(f"{path}: the encoder holds a non-finite or non-positive scale; {RUN_FIT_ENCODER} again")
     return encoder
+
+
+def series_schema_record(config: Config, prepared: PreparedSeries) -> dict[str, Any]:
+    """``input_schema.json`` of a forecaster: the series it reads, and how much history it needs."""
+    dataset, series = config.dataset, prepared.series
+    observed = series.values[: prepared.train_end]
+    observed = observed[~np.isnan(observed)]
+    return {
+        "format": SERIES_SCHEMA_FORMAT,
+        "task": "forecasting",
+        "date_column": str(getattr(dataset, "date_column", "date")),
+        "value_column": prepared.info.label_column,
+        "date_format": getattr(dataset, "date_format", CO2_DATE_FORMAT),
+        "frequency": series.frequency,
+        "season_length": series.season_length,
+        "context": dataset.context,
+        "forecast": dataset.forecast,
+        "horizons": list(dataset.horizons),
+        "train_range": [float(observed.min()), float(observed.max())],
+    }

@@ -19,6 +19,7 @@ import pandera.pandas as pa
 from trainflow.errors import ConfigError, DataError
 
 CO2_PATH = "data/raw/co2_weekly_maunaloa.csv"
+CO2_DATE_FORMAT = "%Y%m%d"  # the embedded file's dates: 19580329
 CO2_RANGE = (250.0, 450.0)  # ppm: pre-industrial ~280, 2001 ~372; anything outside is a unit or parse error
 FREQUENCIES = {"D": 1, "W": 7}  # days per step of the frequencies a series may have
 
@@ -64,7 +65,7 @@ def read_series(
     *,
     date_column: str = "date",
     value_column: str = "co2",
-    date_format: str | None = "%Y%m%d",
+    date_format: str | None = CO2_DATE_FORMAT,
     frequency: str = "W",
     season_length: int = 52,
     value_range: tuple[float, float] | None = CO2_RANGE,
@@ -84,22 +85,51 @@ def read_series(
         raise DataError(
             f"{path}: not a readable {'parquet' if path.suffix == '.parquet' else 'CSV'} file ({error})"
         ) from None
+    return series_from_frame(
+        frame,
+        str(path),
+        date_column=date_column,
+        value_column=value_column,
+        date_format=date_format,
+        frequency=frequency,
+        season_length=season_length,
+        value_range=value_range,
+    )
+
+
+def series_from_frame(
+    frame: pd.DataFrame,
+    source: str,
+    *,
+    date_column: str = "date",
+    value_column: str = "co2",
+    date_format: str | None = CO2_DATE_FORMAT,
+    frequency: str = "W",
+    season_length: int = 52,
+    value_range: tuple[float, float] | None = CO2_RANGE,
+) -> Series:
+    """Validate a frame with a date and a value column into a :class:`Series` (see
+    :func:`read_series`); ``source`` names it in errors."""
+    if frequency not in FREQUENCIES:
+        raise ConfigError(f"frequency: {frequency!r} is not supported; valid: {', '.join(FREQUENCIES)}")
     missing_columns = [c for c in (date_column, value_column) if c not in frame.columns]
     if missing_columns:
-        raise DataError(f"{path}: no column {missing_columns[0]!r}; columns: {', '.join(map(str, frame.columns))}")
+        raise DataError(f"{source}: no column {missing_columns[0]!r}; columns: {', '.join(map(str, frame.columns))}")
     frame = frame[[date_column, value_column]].rename(columns={date_column: "date"})
     try:
-        frame["date"] = pd.to_datetime(frame["date"], format=date_format).astype("datetime64[ns]")
+        if frame["date"].dtype.kind != "M":
+            frame["date"] = pd.to_datetime(frame["date"].astype(str), format=date_format)
+        frame["date"] = frame["date"].astype("datetime64[ns]")
         frame[value_column] = pd.to_numeric(frame[value_column]).astype(float)
     except (ValueError, TypeError) as error:
-        raise DataError(f"{path}: {error}") from None
+        raise DataError(f"{source}: {error}") from None
     low, high = value_range if value_range is not None else (None, None)
     try:
         series_schema(value_column, low, high, FREQUENCIES[frequency]).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as error:
         first = error.failure_cases.iloc[0]
         raise DataError(
-            f"{path}: column {first['column']!r} fails {first['check']} (e.g. {first['failure_case']!r})"
+            f"{source}: column {first['column']!r} fails {first['check']} (e.g. {first['failure_case']!r})"
         ) from None
     return Series(frame["date"].to_numpy(), frame[value_column].to_numpy(float), frequency, season_length)
 

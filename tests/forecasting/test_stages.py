@@ -27,6 +27,7 @@ from tests.forecasting.stage_helpers import (
     make_project,
     outputs,
     run_stages,
+    snapshot,
     write_series,
 )
 from trainflow.forecasting.metrics import forecast_metrics, seasonal_naive_scale
@@ -260,6 +261,20 @@ def test_a_skipped_week_is_reported_by_its_date_column_and_date(project: Path) -
 
 @pytest.mark.xfail(
     strict=True,
+    reason="components.forecasting: the horizons check of params.yaml names the section "
+    "('dataset: the longest horizon ...'), not the key dataset.horizons",
+)
+def test_horizons_longer_than_test_in_params_yaml_name_the_key(project: Path) -> None:
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("name: co2", "name: co2\n  horizons: [4, 300]", 1))
+    before = outputs(project)
+    line = error_line(cli(project, "prepare"))
+    assert "params.yaml" in line and "dataset.horizons" in line, line
+    assert outputs(project) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="a horizon longer than season_length passes config and prepare, then evaluate's Holt-Winters "
     "baseline raises ValueError (a traceback) after training",
 )
@@ -303,3 +318,12 @@ def test_a_model_of_the_other_task_is_a_config_error(
     for text in ["model.name", *named]:
         assert text in line, line
     assert outputs(project) == before
+
+
+def test_a_tampered_encoder_stops_evaluate_with_one_error_line(co2_run: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(co2_run, tmp_path / "project"))
+    (root / ENCODER).write_text('{"kind": "forecast_standard", "mean": "x"}\n')
+    before = {**outputs(root), "evaluation": snapshot(root / "evaluation"), "plots": snapshot(root / "plots")}
+    line = error_line(cli(root, "evaluate"))
+    assert str(ENCODER) in line, line
+    assert {**outputs(root), "evaluation": snapshot(root / "evaluation"), "plots": snapshot(root / "plots")} == before

@@ -73,6 +73,25 @@ def standing_lines(scores: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> lis
     return lines
 
 
+def how_to_use(config: Config) -> list[str]:
+    """How to forecast with this package (a test runs the snippet as written)."""
+    dataset = config.dataset
+    return [
+        f"Forecast the {dataset.forecast} steps after a history of at least {dataset.context} steps, with the "
+        "training file's date and value columns (missing values allowed), from the project root or with "
+        "`load_model` pointed at this folder's upload (`s3://…/<experiment-id>/`):",
+        "",
+        "```python",
+        "import trainflow",
+        'model = trainflow.load_model("results")  # this package: weights, encoder, input schema',
+        'print(model.forecast("history.csv"))  # date, lead, forecast (a DataFrame is accepted too)',
+        "```",
+        "",
+        "From the shell: `trainflow predict history.csv --model results --output forecast.csv`; "
+        "`trainflow export --format onnx|torchscript` writes the model on encoded windows, decoded forecasts out.",
+    ]
+
+
 def render_forecast_card(
     *,
     config: Config,
@@ -103,6 +122,7 @@ def render_forecast_card(
         ],
         settings=True,
     )
+    lines += ["", "## How to use", "", *how_to_use(config)]
     lines += ["", "## Data", ""]
     lines += [
         f"Series `{dataset.name}`: {description} Source: `{report.get('dataset', {}).get('path', '?')}`; "

@@ -41,3 +41,18 @@ def test_outputs_of_other_params_are_reported_stale_with_what_to_run(tmp_path: P
     lines = summary_lines(new, paths)
     assert lines[1].startswith("  stale: the outputs are from experiment ")
     assert "run `dvc repro`" in lines[1]
+
+
+def test_a_forecasting_run_reports_the_model_mase_and_the_best_baseline_by_horizon(tmp_path: Path) -> None:
+    paths = _project(tmp_path)
+    scores = {"model": {"mase": 0.25}, "naive": {"mase": 0.56}, "holt_winters": {"mase": 0.39}}
+    test = {"h13": {**scores, "model": {"mase": 0.31}}, "h4": scores}
+    (paths.metrics / "eval.json").write_text(json.dumps({"test": test}))
+    params = tmp_path / "params.yaml"
+    params.write_text("dataset: {name: co2}\n")
+    config = load_config(params)
+    save_resolved(config, paths.models / "config.yaml")
+    assert summary_lines(config, paths)[0] == (
+        f"experiment {experiment_id(config)}: test h4 MASE 0.2500 (best baseline holt_winters 0.3900), "
+        "h13 MASE 0.3100 (best baseline holt_winters 0.3900)"
+    )

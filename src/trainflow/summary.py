@@ -33,6 +33,7 @@ def summary_lines(config: Config, paths: ProjectPaths) -> list[str]:
         raise TrainflowError(f"{eval_path}: not found; run the pipeline first (dvc repro)") from None
     test = metrics.get("test", {})
     scores = ", ".join(f"{name} {format_metric(value)}" for name, value in test.items() if isinstance(value, float))
+    scores = scores or forecast_scores(test)
     current = experiment_id(config)
     produced = outputs_experiment(paths) or "unknown"
     lines = [f"experiment {produced}: test {scores}"]
@@ -53,6 +54,24 @@ def summary_lines(config: Config, paths: ProjectPaths) -> list[str]:
         "  dvc plots show                            # learning curves and confusion matrix (HTML)",
         f"  tensorboard --logdir {paths.runs}                 # training curves, one run per experiment",
     ]
+
+
+def forecast_scores(test: Any) -> str:
+    """``h4 MASE 0.26 (best baseline holt_winters 0.39), ...`` from a forecasting eval.json's test."""
+    parts = []
+    horizons = [key for key in test if key[1:].isdigit()] if isinstance(test, dict) else []
+    for key in sorted(horizons, key=lambda name: int(name[1:])):
+        entry = test[key]
+        if not isinstance(entry, dict) or not isinstance(entry.get("model"), dict):
+            continue
+        baselines = {name: scores.get("mase") for name, scores in entry.items() if name != "model"}
+        known = {name: value for name, value in baselines.items() if isinstance(value, float)}
+        text = f"{key} MASE {format_metric(entry['model'].get('mase'))}"
+        if known:
+            best = min(known, key=lambda name: known[name])
+            text += f" (best baseline {best} {format_metric(known[best])})"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 def print_summary(config: Config, paths: ProjectPaths) -> None:

@@ -73,36 +73,66 @@ def source_files(project: Path, dep: str) -> set[str]:
     return {file for file in files if not file.endswith("__init__.py")}
 
 
-def test_dvc_yaml_lists_exactly_the_source_files_a_stage_imports(pipeline: tuple[Path, str]) -> None:
-    """Both ways: a stage imports no file its deps miss (DVC would not re-run it when that file
-    changes), and lists none it does not import (DVC would re-run it for nothing)."""
+def imported_files(log: Path) -> dict[str, set[str]]:
+    """The source files each command of an import log loaded, by command (but ``__init__.py``)."""
+    loaded: dict[str, set[str]] = {}
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        files = {file for file in entry["files"] if not file.endswith("__init__.py")}
+        loaded.setdefault(entry["command"], set()).update(files)
+    return loaded
+
+
+def test_dvc_yaml_lists_exactly_the_source_files_a_stage_imports(
+    pipeline: tuple[Path, str], co2_pipeline: tuple[Path, str]
+) -> None:
+    """Both ways, over both tasks: a stage imports no file its deps miss in a digits run or a
+    co2 run (DVC would not re-run it when that file changes), and lists none that neither run
+    imports (DVC would re-run it for nothing)."""
     project, _ = pipeline
+    co2_project, _ = co2_pipeline
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     commands = {spec["cmd"].split()[1]: name for name, spec in stages.items()}
-    logged = [json.loads(line) for line in (project.parent / "imports.jsonl").read_text().splitlines()]
-    assert {entry["command"] for entry in logged} == set(commands)
-    for entry in logged:
-        stage = commands[entry["command"]]
+    runs = {
+        "digits": imported_files(project.parent / "imports.jsonl"),
+        "co2": imported_files(co2_project.parent / "imports.jsonl"),
+    }
+    for task, loaded in runs.items():
+        assert set(loaded) == set(commands), f"the {task} run logged {sorted(loaded)}"
+    for command, stage in commands.items():
         sources = [dep for dep in stages[stage]["deps"] if dep.startswith("src/")]
         listed = set().union(*(source_files(project, dep) for dep in sources))
-        loaded = {file for file in entry["files"] if not file.endswith("__init__.py")}
-        assert not loaded - listed, f"stage {stage} imports files dvc.yaml does not list: {sorted(loaded - listed)}"
-        assert not listed - loaded, f"stage {stage} lists files it never imports: {sorted(listed - loaded)}"
+        for task, loaded in runs.items():
+            missing = sorted(loaded[command] - listed)
+            assert not missing, f"stage {stage} imports files dvc.yaml does not list ({task} run): {missing}"
+        union = runs["digits"][command] | runs["co2"][command]
+        assert not listed - union, f"stage {stage} lists files neither task imports: {sorted(listed - union)}"
         assert all(source_files(project, dep) for dep in sources), f"stage {stage} lists a dep with no source file"
+
+
+def test_prepare_depends_on_the_embedded_series_and_the_named_data_file(pipeline: tuple[Path, str]) -> None:
+    """The co2 set has no dataset.path: its fixed file is a dep beside the file params.yaml names."""
+    project, _ = pipeline
+    deps = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["prepare"]["deps"]
+    assert deps[:2] == ["${dataset.path}", "data/raw/co2_weekly_maunaloa.csv"]
+    assert (project / "data" / "raw" / "co2_weekly_maunaloa.csv").is_file()
 
 
 @pytest.mark.parametrize(
     ("source", "stale"),
     [
         ("src/trainflow/training/callbacks.py", {"train"}),
-        ("src/trainflow/encoders.py", {"fit_encoder", "train", "evaluate", "package"}),
+        ("src/trainflow/encoders.py", set(STAGES)),  # prepare of a series names the encoder file
+        ("src/trainflow/forecasting/training_data.py", {"train"}),
+        ("src/trainflow/forecasting/baselines.py", {"evaluate", "package"}),
         ("src/trainflow/components/models.py", set(STAGES)),
     ],
 )
 def test_editing_a_source_file_makes_stale_only_the_stages_that_run_it(
     pipeline: tuple[Path, str], source: str, stale: set[str]
 ) -> None:
-    """A docstring edit in a callback must not re-run prepare; a config class is read by all."""
+    """A docstring edit in a callback must not re-run prepare; a config class is read by all; a
+    forecasting module re-runs only the stages that import it (in a digits project too)."""
     project, _ = pipeline
     path = project / source
     original = path.read_text()

@@ -145,12 +145,19 @@ def test_editing_a_source_file_makes_stale_only_the_stages_that_run_it(
     assert changed == stale
 
 
+FORECAST_PLOTS = {"Forecast (test)": "plots/eval/forecast_test.csv", "MAE by lead (test)": "plots/eval/mae_by_lead.csv"}
+
+
 def test_dvc_plots_show_draws_only_the_declared_plots_with_axis_titles(pipeline: tuple[Path, str]) -> None:
     project, _ = pipeline
     shown = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
-    # a classifier has no predicted-vs-actual file: DVC reports that one plot as missing, draws none
-    assert [error["name"] for error in shown.get("errors", [])] == ["plots/eval/predictions_test.csv"]
-    assert set(shown["data"]) - {"plots/eval/predictions_test.csv"} == {
+    # a classifier has no predicted-vs-actual file and no forecast: DVC reports those plots as
+    # missing and draws none of them
+    missing = {"plots/eval/predictions_test.csv", *FORECAST_PLOTS}
+    errors = {error["name"]: error["type"] for error in shown.get("errors", [])}
+    assert errors == dict.fromkeys(missing, "FileNotFoundError")
+    assert all(not shown["data"][name] for name in missing)
+    assert set(shown["data"]) - missing == {
         "Learning curves",
         "Validation accuracy",
         "plots/eval/confusion_val.csv",

@@ -49,6 +49,9 @@ def check_experiment(config: Config, origin: Origin) -> None:
     does not compute (the checkpoint monitor's default, ``val/accuracy``, is allowed: a run
     without accuracy picks its best epoch by ``val/loss``)."""
     task = dataset_task(config.dataset)
+    problem = config.dataset.protocol_problem() if hasattr(config.dataset, "protocol_problem") else None
+    if problem is not None:
+        raise origin.error(*problem)
     if task is not None:
         model = registry.models.get(config.model.name)
         if (task == FORECASTING) != (model.task == FORECASTING):

@@ -78,7 +78,9 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "regression": {"model": "mlp", "encoder": "standard", "loss": "mse", "metrics": ["mae", "rmse", "r2"]},
     "forecasting": {"model": "linear_window", "encoder": "forecast_standard", "loss": "masked_mse", "metrics": []},
 }
-LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse")
+LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "smape", "mase")
+# What `retrain.metric: auto` judges a retrained model by, per task ({h} is the longest horizon).
+RETRAIN_METRICS = {"classification": "test.accuracy", "regression": "test.rmse", "forecasting": "test.h{h}.model.mase"}
 
 
 def raw_task(dataset: Any) -> Any:
@@ -122,6 +124,7 @@ def fill_task_defaults(raw: dict[str, Any]) -> None:
             section["name"] = defaults[key]
     if raw.get("metrics", AUTO) == AUTO:
         raw["metrics"] = list(defaults["metrics"])
+    fill_retrain_defaults(raw, task)
     train = raw.setdefault("train", {})
     checkpoint = train.setdefault("checkpoint", {}) if isinstance(train, dict) else None
     if not isinstance(checkpoint, dict):
@@ -133,6 +136,32 @@ def fill_task_defaults(raw: dict[str, Any]) -> None:
     monitor = checkpoint["monitor"]
     if checkpoint.get("mode", AUTO) == AUTO and isinstance(monitor, str):
         checkpoint["mode"] = "min" if monitor.rsplit("/", 1)[-1] in LOWER_IS_BETTER else "max"
+
+
+def fill_retrain_defaults(raw: dict[str, Any], task: str) -> None:
+    """``retrain.metric: auto`` (or absent) -> the task's metric (:data:`RETRAIN_METRICS`);
+    ``retrain.mode: auto`` (or absent) -> ``min`` for a loss or error, else ``max``."""
+    retrain = raw.setdefault("retrain", {})
+    if not isinstance(retrain, dict):
+        return
+    if retrain.get("metric", AUTO) == AUTO:
+        retrain["metric"] = RETRAIN_METRICS[task].format(h=_longest_horizon(raw.get("dataset")))
+    metric = retrain["metric"]
+    if retrain.get("mode", AUTO) == AUTO and isinstance(metric, str):
+        retrain["mode"] = "min" if metric.rsplit(".", 1)[-1] in LOWER_IS_BETTER else "max"
+
+
+def _longest_horizon(dataset: Any) -> Any:
+    """The longest of the raw dataset's ``horizons`` (its config class's default when absent)."""
+    horizons = dataset.get("horizons") if isinstance(dataset, dict) else None
+    if horizons is None and isinstance(dataset, dict) and dataset.get("name") in registry.datasets:
+        config_class = registry.datasets.get(dataset["name"]).config_class
+        fields = {f.name: f for f in dataclasses.fields(config_class)} if dataclasses.is_dataclass(config_class) else {}
+        horizons = fields["horizons"].default if "horizons" in fields else None
+    try:
+        return max(int(h) for h in horizons)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return "?"  # a malformed horizons key: its own validation reports it
 
 
 def drop_other_components_keys(

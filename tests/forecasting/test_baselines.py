@@ -113,8 +113,14 @@ def test_no_baseline_reads_the_weeks_it_forecasts(name: str) -> None:
 def test_origins_without_enough_history_are_refused() -> None:
     with pytest.raises(ValueError, match="history"):
         seasonal_naive(forward_fill(TINY), [3], 2, m=4)
-    with pytest.raises(ValueError, match="one season"):
-        holt_winters(forward_fill(TINY), [8], 5, m=4)
+
+
+def test_holt_winters_beyond_one_season_repeats_the_last_seasons_components() -> None:
+    series = forward_fill(TINY)
+    one_season, longer = holt_winters(series, [8], 4, m=4), holt_winters(series, [8], 6, m=4)
+    np.testing.assert_allclose(longer[:, :4], one_season)
+    trend = (longer[0, 4] - longer[0, 0]) / 4  # steps 5 and 1 share a season component
+    np.testing.assert_allclose(longer[0, 5] - longer[0, 1], 4 * trend)
 
 
 def test_co2_test_span_levels_match_the_stated_protocol() -> None:

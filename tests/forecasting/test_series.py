@@ -30,7 +30,7 @@ def write(path: Path, rows: list[str], header: str = "date,co2") -> Path:
 
 def test_a_skipped_week_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", ["20000101,370.0", "20000108,370.1", "20000122,370.3"])
-    with pytest.raises(DataError, match=r"every step 7 day"):
+    with pytest.raises(DataError, match=r"column 'date': 2000-01-22 follows 2000-01-08 by 14 day\(s\), not 7"):
         read_series(path)
 
 
@@ -60,5 +60,9 @@ def test_timeseries_params_are_validated() -> None:
         TimeseriesConfig(name="timeseries")
     with pytest.raises(ValueError, match="frequency"):
         TimeseriesConfig(name="timeseries", path="s.csv", frequency="M")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="longest horizon"):
-        CO2Config(name="co2", horizons=(4, 300))
+    assert CO2Config(name="co2", horizons=(4, 300)).protocol_problem() == (
+        "dataset.horizons",
+        "the longest horizon (300) must fit in test (208 steps)",
+    )
+    with pytest.raises(ValueError, match="each once"):
+        CO2Config(name="co2", horizons=(4, 4))

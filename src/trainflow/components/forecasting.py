@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from trainflow import registry
@@ -38,13 +38,21 @@ class ForecastProtocolConfig(ComponentConfig):
         """How many steps the model forecasts at once: the longest horizon."""
         return max(self.horizons)
 
-    @model_validator(mode="after")
-    def _horizons(self) -> ForecastProtocolConfig:
-        if not self.horizons or len(set(self.horizons)) != len(self.horizons):
-            raise ValueError("horizons must list at least one horizon, each once")
+    @field_validator("horizons")
+    @classmethod
+    def _distinct(cls, horizons: tuple[int, ...]) -> tuple[int, ...]:
+        if not horizons or len(set(horizons)) != len(horizons):
+            raise ValueError("must list at least one horizon, each once")
+        return horizons
+
+    def protocol_problem(self) -> tuple[str, str] | None:
+        """``(dotted key, what is wrong)`` when the protocol's sizes do not fit together."""
         if max(self.horizons) > self.test:
-            raise ValueError(f"the longest horizon ({max(self.horizons)}) must fit in test ({self.test} steps)")
-        return self
+            return (
+                "dataset.horizons",
+                f"the longest horizon ({max(self.horizons)}) must fit in test ({self.test} steps)",
+            )
+        return None
 
 
 @dataclass(frozen=True, config=STRICT)

@@ -94,11 +94,10 @@ def _holt_winters_params(history: bytes, m: int) -> tuple[float, float, float, f
 
 def holt_winters(filled: np.ndarray, origins: Sequence[int], horizon: int, m: int = 52) -> np.ndarray:
     """Additive Holt-Winters, estimated once before the first origin and re-filtered with fixed
-    parameters to each later one (module docstring). ``horizon`` is at most ``m``."""
+    parameters to each later one (module docstring). Beyond one season the last season's
+    components repeat (as statsmodels forecasts)."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    if horizon > m:
-        raise ValueError(f"holt_winters forecasts at most one season ({m} steps), got horizon {horizon}")
     series = np.asarray(filled, dtype=float)
     starts = _origins(origins, 2 * m)
     if starts.size == 0:
@@ -121,7 +120,7 @@ def holt_winters(filled: np.ndarray, origins: Sequence[int], horizon: int, m: in
     level, trend, season = np.asarray(states.level), np.asarray(states.trend), np.asarray(states.season)
     steps = np.arange(1, horizon + 1)
     end = (starts - 1).reshape(-1, 1)  # the states after week o-1
-    return level[end] + steps * trend[end] + season[end - m + steps]
+    return level[end] + steps * trend[end] + season[end - m + 1 + (steps - 1) % m]
 
 
 def all_baselines(

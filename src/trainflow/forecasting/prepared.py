@@ -38,7 +38,7 @@ from trainflow.paths import ProjectPaths
 
 SERIES_FILE = "series.parquet"
 SPANS = ("train", "val", "test")
-RUN_FIT_ENCODER = "run the fit-encoder stage first (`trainflow fit-encoder`)"
+RUN_FIT_ENCODER = "run the fit-encoder stage (`trainflow fit-encoder`)"
 SERIES_SCHEMA_FORMAT = "trainflow.series/1"  # input_schema.json of a forecaster
 
 
@@ -70,6 +70,12 @@ def split_series(config: Config, series: Series) -> tuple[int, int]:
         raise DataError(
             f"dataset {dataset.name}: the train span has {train_end} steps, not more than "
             f"dataset.context={dataset.context}; lower dataset.context, dataset.test or dataset.val"
+        )
+    if train_end < 2 * series.season_length:
+        raise DataError(
+            f"dataset {dataset.name}: the train span has {train_end} steps, fewer than two seasons "
+            f"(2 x season_length {series.season_length}) that the seasonal baselines and MASE need; "
+            "lower dataset.test or dataset.val"
         )
     return train_end, val_end
 
@@ -166,6 +172,8 @@ def load_series_encoder(path: Path) -> ForecastEncoder:
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: unreadable ({error}); {RUN_FIT_ENCODER} again") from None
     try:
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("expected a JSON object")
         encoder = ForecastEncoder.from_json(text)
     except (ValueError, TypeError, AttributeError, json.JSONDecodeError) as error:
         raise DataError(f"{path}: not a forecast_standard encoder ({error}); {RUN_FIT_ENCODER} again") from None

@@ -127,11 +127,31 @@ def series_from_frame(
     try:
         series_schema(value_column, low, high, FREQUENCIES[frequency]).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as error:
-        first = error.failure_cases.iloc[0]
         raise DataError(
-            f"{source}: column {first['column']!r} fails {first['check']} (e.g. {first['failure_case']!r})"
+            f"{source}: {_failure(error.failure_cases, frame, date_column, FREQUENCIES[frequency])}"
         ) from None
     return Series(frame["date"].to_numpy(), frame[value_column].to_numpy(float), frequency, season_length)
+
+
+def _failure(cases: pd.DataFrame, frame: pd.DataFrame, date_column: str, step_days: int) -> str:
+    """The first failed check, in the user's column names: for the regular-steps check, the
+    two dates on either side of the first gap."""
+    first = cases.iloc[0]
+    column = first["column"]
+    if not isinstance(column, str):  # the frame-wide check: steps one apart, in order
+        dates = pd.DatetimeIndex(frame["date"])
+        steps = dates[1:] - dates[:-1]
+        bad = int(np.flatnonzero(steps != pd.Timedelta(days=step_days))[0]) + 1
+        days = (dates[bad] - dates[bad - 1]).days
+        what = f"by {days} day(s), not {step_days}" if days > 0 else "out of order"
+        return (
+            f"column {date_column!r}: {dates[bad].date()} follows {dates[bad - 1].date()} {what} "
+            "(a missing step is a row with an empty value)"
+        )
+    value = first["failure_case"]
+    value = value.item() if hasattr(value, "item") else value
+    name = date_column if column == "date" else column
+    return f"column {name!r} fails {first['check']} (e.g. {value!r})"
 
 
 def read_co2(root: str | Path = ".") -> Series:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from trainflow.config import Config, resolve
+from trainflow.data import prepare as prepare_module
+from trainflow.data import validate as validate_module
 from trainflow.data.datasets import DatasetInfo
 from trainflow.data.prepare import (
+    SPLITS,
     PreparedData,
     prepare_dataset,
     read_info,
@@ -158,3 +164,30 @@ def test_class_names_become_their_index_in_the_classes() -> None:
     assert labels.dtype == np.int64 and labels.tolist() == [2, 0, 1]
     with pytest.raises(DataError, match=r"label\(s\) \['eel'\] not in the classes"):
         to_arrays(frame.assign(y=["eel", "setosa", "setosa"]), info)
+
+
+def test_a_large_csv_is_written_a_slice_at_a_time_as_the_values_it_stands_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Held as int8 and validated and written in slices: the files hold the float64 features and
+    # int64 labels of the whole text read at once, and the report counts as the splits do.
+    monkeypatch.setattr(validate_module, "CHUNK_ROWS", 3000)
+    monkeypatch.setattr(prepare_module, "WRITE_ROWS", 2000)
+    digits = gzip.decompress((REPO / "data" / "raw" / "digits.csv.gz").read_bytes()).decode()
+    text = ",".join([*(f"p{index}" for index in range(64)), "label"]) + "\n" + digits * 4
+    (tmp_path / "table.csv").write_text(text)
+    config = resolve({"dataset": {"name": "csv", "path": "table.csv", "label_column": "label"}})
+    prepared = prepare_dataset(config, tmp_path)
+    write_prepared(prepared, tmp_path / "prepared")
+    whole = pd.read_csv(io.StringIO(text)).rename_axis("row")
+    whole = whole.astype({name: "float64" for name in whole.columns if name != "label"})
+    for name in SPLITS:
+        split = read_split(tmp_path / "prepared", name)
+        rows = split.index.to_numpy()
+        pd.testing.assert_frame_equal(split, whole.iloc[rows], check_exact=True)
+        counts = split["label"].value_counts()
+        assert prepared.report["class_counts"][name] == {str(c): int(counts.get(c, 0)) for c in range(10)}
+        assert prepared.report["rows"][name] == len(split) == len(prepared.splits[name])
+    train = pq.ParquetFile(tmp_path / "prepared" / "train.parquet")
+    assert train.num_row_groups == 3  # over 4000 rows, 2000 a row group
+    assert sorted(np.concatenate([read_split(tmp_path / "prepared", n).index for n in SPLITS])) == list(range(7188))

@@ -8,6 +8,7 @@ passed, the config that made it). The same config and data give bit-identical fi
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow
+import pyarrow.parquet as pq
 
 from trainflow import registry
 from trainflow.config import Config, to_dict
@@ -30,13 +32,44 @@ INFO_FILE = "info.json"
 REPORT_FILE = "report.json"
 INDEX_NAME = "row"
 RUN_PREPARE = "run the prepare stage first (`trainflow prepare`)"
+# Rows of a split written at once (one parquet row group): about 34 MB of float64 for 65 columns.
+WRITE_ROWS = 1 << 16
+
+
+class Splits(Mapping[str, pd.DataFrame]):
+    """The three splits of one frame, by row positions: each split's frame is taken when asked
+    for (a fresh copy every time, each column in the dtype it stands for, as written), so the
+    frame is not held again three times over, and :func:`write_prepared` writes a split a
+    slice of rows at a time without taking it whole."""
+
+    def __init__(self, frame: pd.DataFrame, rows: Mapping[str, np.ndarray]) -> None:
+        self.frame = frame
+        self.rows = dict(rows)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return schemas.as_stored(self.frame.iloc[self.rows[name]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def pieces(self, name: str, size: int) -> Iterator[pd.DataFrame]:
+        """Split ``name`` in frames of at most ``size`` rows, in order, each column as held."""
+        rows = self.rows[name]
+        if len(rows) <= size:
+            yield self.frame.iloc[rows]
+            return
+        for start in range(0, len(rows), size):
+            yield self.frame.iloc[rows[start : start + size]]
 
 
 @dataclass
 class PreparedData:
     """The three splits, what they hold, and the report written beside them."""
 
-    splits: dict[str, pd.DataFrame]
+    splits: Mapping[str, pd.DataFrame]
     info: DatasetInfo
     report: dict[str, Any]
 
@@ -64,22 +97,21 @@ def split_dataset(config: Config, frame: pd.DataFrame, info: DatasetInfo, checks
     else:
         indices = random_split(len(frame), data.val_fraction, data.test_fraction, config.seed)
     frame = frame.reset_index(drop=True).rename_axis(INDEX_NAME)
-    splits = {name: frame.iloc[rows] for name, rows in zip(SPLITS, indices, strict=True)}
+    rows = dict(zip(SPLITS, indices, strict=True))
     report: dict[str, Any] = {
         "dataset": to_dict(config.dataset),
         "seed": config.seed,
         "val_fraction": data.val_fraction,
         "test_fraction": data.test_fraction,
-        "rows": {"total": len(frame), **{name: len(split) for name, split in splits.items()}},
+        "rows": {"total": len(frame), **{name: len(positions) for name, positions in rows.items()}},
         "checks_passed": checks,
     }
     if info.task == "classification":
-        report["class_counts"] = {name: _class_counts(split, info) for name, split in splits.items()}
-    return PreparedData(splits, info, report)
+        report["class_counts"] = {name: _class_counts(labels[positions], info) for name, positions in rows.items()}
+    return PreparedData(Splits(frame, rows), info, report)
 
 
-def _class_counts(frame: pd.DataFrame, info: DatasetInfo) -> dict[str, int]:
-    labels = frame[info.label_column].to_numpy()
+def _class_counts(labels: np.ndarray, info: DatasetInfo) -> dict[str, int]:
     return {str(label): int(np.count_nonzero(labels == label)) for label in info.classes}
 
 
@@ -89,12 +121,36 @@ def prepare_dataset(config: Config, root: Path) -> PreparedData:
 
 
 def write_prepared(prepared: PreparedData, folder: Path) -> None:
-    """Write the splits, info.json and report.json; ``folder`` is replaced whole or not at all."""
+    """Write the splits, info.json and report.json; ``folder`` is replaced whole or not at all.
+
+    Each split is written :data:`WRITE_ROWS` rows at a time (one parquet row group each), every
+    column in the dtype it stands for (:func:`~trainflow.data.schemas.as_stored`), so a large
+    split is never held whole at 8 bytes a value; a split of fewer rows is one row group, the
+    file pandas' ``to_parquet`` writes.
+    """
+    splits = prepared.splits
     with replace_dir(Path(folder)) as staging:
         for name in SPLITS:
-            prepared.splits[name].to_parquet(staging / f"{name}.parquet", engine="pyarrow", index=True)
+            pieces = splits.pieces(name, WRITE_ROWS) if isinstance(splits, Splits) else iter([splits[name]])
+            _write_parquet(pieces, staging / f"{name}.parquet")
         atomic_write_json(staging / INFO_FILE, prepared.info.to_dict())
         atomic_write_json(staging / REPORT_FILE, prepared.report)
+
+
+def _write_parquet(pieces: Iterator[pd.DataFrame], path: Path) -> None:
+    """One parquet file of the frames ``pieces`` (the index kept), one row group each."""
+    writer: pq.ParquetWriter | None = None
+    try:
+        for piece in pieces:
+            table = pyarrow.Table.from_pandas(
+                schemas.as_stored(piece), preserve_index=True, schema=writer.schema if writer else None
+            )
+            writer = writer or pq.ParquetWriter(path, table.schema, compression="snappy")
+            writer.write_table(table)
+            del table
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def read_split(folder: Path, name: str) -> pd.DataFrame:

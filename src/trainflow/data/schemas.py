@@ -15,7 +15,7 @@ number is reported once, by the coercion, and a missing or infinite one once, by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,8 @@ DIGITS_MAX_PIXEL = 16
 
 # Metadata key marking a column whose validated values are cast to int64.
 INTEGER = "integer"
+# ``frame.attrs`` key: the dtype a column held narrower than validated stands for (see stored_dtypes).
+STORED_DTYPES = "trainflow.stored_dtypes"
 
 
 def _numbers(series: pd.Series) -> pd.Series:
@@ -149,10 +151,27 @@ def table_schema(
     )
 
 
-def cast_integers(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Cast the validated columns the schema marks as whole numbers to int64."""
-    whole = [name for name, column in schema.columns.items() if (column.metadata or {}).get(INTEGER)]
+def cast_integers(frame: pd.DataFrame, schema: pa.DataFrameSchema, *, keep: Collection[str] = ()) -> pd.DataFrame:
+    """Cast the validated columns the schema marks as whole numbers to int64 (but those in ``keep``)."""
+    whole = [
+        name for name, column in schema.columns.items() if (column.metadata or {}).get(INTEGER) and name not in keep
+    ]
     return frame.astype(dict.fromkeys(whole, "int64")) if whole else frame
+
+
+def stored_dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    """The dtype each column held narrower than validated stands for (``frame.attrs``, set by
+    :func:`~trainflow.data.validate.validate_cast`): ``{"p0": "float64", "label": "int64"}``."""
+    return dict(frame.attrs.get(STORED_DTYPES, {}))
+
+
+def as_stored(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column in the dtype it stands for (:func:`stored_dtypes`), without
+    the record: the values the schema's coercion and :func:`cast_integers` would have given."""
+    dtypes = {name: dtype for name, dtype in stored_dtypes(frame).items() if name in frame.columns}
+    out = frame.astype(dtypes) if dtypes else frame.copy(deep=False)
+    out.attrs = {}
+    return out
 
 
 def describe_schema(schema: pa.DataFrameSchema) -> list[str]:

@@ -26,6 +26,7 @@ REPEATS = 12  # 21,564 rows, about 3 MB
 def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pieces and slices far smaller than the file, so a few MB cross many boundaries."""
     monkeypatch.setattr(read, "CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(read, "BLOCK_BYTES", 1 << 16)
     monkeypatch.setattr(validate_module, "CHUNK_ROWS", 3000)
 
 
@@ -48,8 +49,10 @@ def test_a_large_integer_csv_loads_as_the_whole_text_reader_loads_it(tmp_path: P
     loaded = csv_dataset().load(tmp_path)
     expected = whole_text_load(text, csv_dataset())
     assert len(loaded) == 1797 * REPEATS
-    pd.testing.assert_frame_equal(loaded, expected, check_exact=True)
-    assert loaded["p0"].dtype == "float64" and loaded["label"].dtype == "int64"
+    pd.testing.assert_frame_equal(schemas.as_stored(loaded), expected, check_exact=True)
+    # Held as int8 (digits' 0..16), written as the float64 features and int64 label they stand for.
+    assert (loaded.dtypes == "int8").all()
+    assert schemas.stored_dtypes(loaded) == {**{f"p{index}": "float64" for index in range(64)}, "label": "int64"}
 
 
 def test_a_large_csv_of_floats_and_class_names_loads_as_the_whole_text_reader_loads_it(
@@ -73,8 +76,9 @@ def test_the_large_headerless_digits_file_loads_as_the_whole_text_reader_loads_i
     names = [*schemas.DIGITS_FEATURES, schemas.DIGITS_LABEL]
     frame = pd.read_csv(io.StringIO(DIGITS_ROWS * REPEATS), header=None, names=names)
     expected = schemas.cast_integers(validate(frame, schemas.digits_schema(), "reference"), schemas.digits_schema())
-    pd.testing.assert_frame_equal(loaded, expected, check_exact=True)
-    assert all(dtype == "int64" for dtype in loaded.dtypes)
+    pd.testing.assert_frame_equal(schemas.as_stored(loaded), expected, check_exact=True)
+    assert all(dtype == "int8" for dtype in loaded.dtypes)
+    assert set(schemas.stored_dtypes(loaded).values()) == {"int64"}
 
 
 def test_a_bad_value_in_a_late_slice_names_its_line_as_the_whole_file_check_does(
@@ -129,5 +133,26 @@ def test_a_large_csv_with_listed_feature_columns_keeps_only_those(tmp_path: Path
     dataset = CsvDataset(CsvConfig(name="csv", path="table.csv", label_column="label", feature_columns=listed))
     loaded = dataset.load(tmp_path)
     reference = CsvDataset(CsvConfig(name="csv", path="table.csv", label_column="label", feature_columns=listed))
-    pd.testing.assert_frame_equal(loaded, whole_text_load(text, reference), check_exact=True)
+    pd.testing.assert_frame_equal(schemas.as_stored(loaded), whole_text_load(text, reference), check_exact=True)
     assert list(loaded.columns) == [*listed, "label"]
+
+
+def test_a_column_whose_late_values_need_a_wider_integer_is_widened_exactly(tmp_path: Path, small_steps: None) -> None:
+    # Small numbers for most of the file, then values that need int16 and int32, then int64.
+    values = [index % 100 for index in range(20_000)] + [-30_000, 70_000, 3_000_000_000, -(2**53) - 1]
+    text = "x,y,label\n" + "".join(f"{value},{index % 7},{index % 2}\n" for index, value in enumerate(values))
+    (tmp_path / "table.csv").write_text(text)
+    frame, _ = read.read_csv(tmp_path / "table.csv", "table.csv")
+    assert frame.dtypes.tolist() == ["int64", "int8", "int8"]
+    pd.testing.assert_frame_equal(frame.astype("int64"), pd.read_csv(io.StringIO(text)), check_exact=True)
+    loaded = csv_dataset().load(tmp_path)
+    pd.testing.assert_frame_equal(schemas.as_stored(loaded), whole_text_load(text, csv_dataset()), check_exact=True)
+
+
+def test_a_narrow_column_read_as_an_int8_frame_keeps_its_values(tmp_path: Path) -> None:
+    text = "a,b,label\n" + "".join(f"{index % 128},{-index},{index % 3}\n" for index in range(300))
+    (tmp_path / "table.csv").write_text(text)
+    frame, _ = read.read_csv(tmp_path / "table.csv", "table.csv")
+    assert frame.dtypes.tolist() == ["int8", "int16", "int8"]
+    reference = pd.read_csv(io.StringIO(text))
+    pd.testing.assert_frame_equal(frame.astype("int64"), reference, check_exact=True)

@@ -31,7 +31,9 @@ Locate = Callable[[int], str]
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 8192
 # How much of a file one streaming step reads.
-CHUNK_BYTES = 1 << 24
+CHUNK_BYTES = 1 << 20
+# How much of a file one batch of pyarrow's streaming CSV reader parses.
+BLOCK_BYTES = 1 << 18
 # How many failing rows a message shows.
 MAX_EXAMPLES = 5
 
@@ -154,16 +156,23 @@ def _read_pandas(path: Path, source: str, delimiter: str, names: Sequence[str] |
 
 
 def _read_integers(path: Path, header: list[str], rows: int, delimiter: str, *, skip: int) -> pd.DataFrame | None:
-    """The frame of a file whose every value is a whole number: pyarrow's streaming CSV reader
-    fills one int64 array per column batch by batch (the frame pandas would infer, without
-    pandas' second copy of it, and each column freed on its own once cast or dropped); None for
-    any other file, which pandas then reads."""
-    values = [np.empty(rows, dtype=np.int64) for _ in header]  # one array a column: each freed alone
+    """The frame of a file whose every value is a whole number, each column in the narrowest
+    signed integer dtype that holds its values (int8 for digits' 0..16: an eighth of int64);
+    None for any other file, which pandas then reads.
+
+    pyarrow's streaming CSV reader parses the file batch by batch and each batch is copied into
+    one array a column (widened, rarely, when a batch holds a value the dtype so far does not),
+    so the frame is never held twice nor as int64. The values are the ones pandas would read:
+    the schema's checks and casts see the same numbers, and :func:`~trainflow.data.validate.
+    validate_cast` records the dtype each column is written as.
+    """
+    values = [np.empty(rows, dtype=np.int8) for _ in header]  # one array a column: each freed alone
+    limits = np.array([_limits(np.dtype(np.int8))] * len(header), dtype=np.int64).T  # [low, high] by column
     done = 0
     try:
         reader = pyarrow_csv.open_csv(
             path,
-            read_options=pyarrow_csv.ReadOptions(column_names=header, skip_rows=skip, block_size=1 << 22),
+            read_options=pyarrow_csv.ReadOptions(column_names=header, skip_rows=skip, block_size=BLOCK_BYTES),
             parse_options=pyarrow_csv.ParseOptions(delimiter=delimiter),
         )
         if any(field.type != pyarrow.int64() for field in reader.schema):
@@ -171,14 +180,41 @@ def _read_integers(path: Path, header: list[str], rows: int, delimiter: str, *, 
         for batch in reader:
             if done + batch.num_rows > rows or any(column.null_count for column in batch.columns):
                 return None
-            for index, column in enumerate(batch.columns):
-                values[index][done : done + batch.num_rows] = column.to_numpy()
+            pieces = [column.to_numpy() for column in batch.columns]
+            if batch.num_rows:
+                stacked = np.stack(pieces)  # one min and max per batch, not per column
+                low, high = stacked.min(axis=1), stacked.max(axis=1)
+                for index in np.flatnonzero((low < limits[0]) | (high > limits[1])):
+                    values[index] = _widened(values[index], int(low[index]), int(high[index]))
+                    limits[:, index] = _limits(values[index].dtype)
+            for index, piece in enumerate(pieces):
+                values[index][done : done + batch.num_rows] = piece
             done += batch.num_rows
     except (OSError, ValueError, pyarrow.ArrowException):
         return None
     if done != rows:
         return None
     return pd.DataFrame(dict(zip(header, values, strict=True)), copy=False)
+
+
+# Signed integer dtypes from the narrowest: a column read from a file takes the first that fits.
+INTEGER_DTYPES = tuple(np.dtype(name) for name in ("int8", "int16", "int32", "int64"))
+
+
+def _widened(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    """``values`` in the narrowest dtype (not narrower than its own) that holds ``low..high``."""
+    dtype = next(d for d in INTEGER_DTYPES if d.itemsize >= values.itemsize and _holds(d, low, high))
+    return values if dtype == values.dtype else values.astype(dtype)
+
+
+def _limits(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _holds(dtype: np.dtype, low: int, high: int) -> bool:
+    least, most = _limits(dtype)
+    return least <= low and high <= most
 
 
 def _sample(texts: Iterator[str]) -> str:

@@ -61,6 +61,12 @@ def validate_cast(
     float64 holds every integer, is kept as it is: the same values, without two casts). Such a
     ``frame`` is cast in place (its columns replaced), so it is not held twice. A slice
     that fails is reported as :func:`validate` reports the whole frame: the same message.
+
+    A column of such a frame that the reader holds as a narrow integer (int8, int16, int32,
+    which float64 holds exactly) is kept narrow instead of widened to float64 or int64: the
+    dtype it stands for is recorded in :func:`~trainflow.data.schemas.stored_dtypes` and applied
+    when the prepared data is written (:func:`~trainflow.data.schemas.as_stored`), a slice at a
+    time, so a file of small numbers is never held at 8 bytes a value.
     """
     if len(frame) <= CHUNK_ROWS:
         return schemas.cast_integers(validate(frame, schema, source, locate=locate), schema)
@@ -72,16 +78,28 @@ def validate_cast(
     if schema.strict == "filter":
         for name in [name for name in frame.columns if name not in schema.columns]:
             del frame[name]
-    casts = {}
+    casts, stored = {}, {}
     for name, column in schema.columns.items():
         whole = bool((column.metadata or {}).get(schemas.INTEGER))
+        coerced = str(column.dtype) if column.dtype is not None and column.coerce else None
+        if coerced == "float64" and _narrow_integer(frame[name].dtype):
+            stored[name] = "int64" if whole else coerced
+            continue
         if whole and frame[name].dtype == np.int64 and _exact_in_float(frame[name]):
             continue
-        if column.dtype is not None and column.coerce:
-            casts[name] = str(column.dtype)
+        if coerced is not None:
+            casts[name] = coerced
     for name, dtype in casts.items():
         frame[name] = frame[name].astype(dtype)  # in place: a column read on its own is freed once cast
-    return schemas.cast_integers(frame, schema)
+    frame = schemas.cast_integers(frame, schema, keep=stored)
+    if stored:
+        frame.attrs[schemas.STORED_DTYPES] = {**schemas.stored_dtypes(frame), **stored}
+    return frame
+
+
+def _narrow_integer(dtype: Any) -> bool:
+    """Whether ``dtype`` is a numpy signed integer narrower than int64 (every value exact in float64)."""
+    return isinstance(dtype, np.dtype) and dtype.kind == "i" and dtype.itemsize < 8
 
 
 def _exact_in_float(series: pd.Series) -> bool:

@@ -8,9 +8,11 @@ wall time and the peak resident memory (``VmHWM`` of the stage's own process, re
 ratio to the 1x run, and prepare's peak memory as a multiple of the CSV file's size.
 
 Target (issue 10, item 14): prepare's peak memory at most 3x the file size (measured on a
-~200 MB file: ``--file-mb 200``), and time linear in rows (the 100x ratio near 100). The
-prepared frame itself sets a floor: digits values take 2.3 bytes each in the file and 8 in a
-float64/int64 frame, so the frame alone is 3.5x the file, and the split copies another 3.5x.
+~200 MB file: ``--file-mb 200``), and time linear in rows (the 100x ratio near 100). A
+float64/int64 frame of digits would alone be 3.5x the file (2.3 bytes a value in the file, 8
+in the frame), so prepare holds whole-number columns as int8 (0.43x the file), takes each
+split from it by row positions and writes it in float64/int64 slices of 65,536 rows; what is
+left of the peak is mostly the interpreter and its libraries (~160 MB, the 1x run's peak).
 
     python bench/scaling.py [--times 1 10 100] [--epochs 1] [--file-mb 0] [--no-train]
 """

@@ -116,12 +116,14 @@ def read_csv(path: Path, source: str, *, names: Sequence[str] | None = None) -> 
     line is the header. The field separator (``,``, ``;``, tab or ``|``) is detected from the
     start of the file (:func:`detect_delimiter`). Every row must have as many fields as the
     header (or ``names``): pandas would silently pad a short row with NaN. Returns the frame,
-    values as pandas infers them (the schema checks them), and a locator naming a row by its
-    line in the file.
+    values as pandas infers them (the schema checks them; a file of whole numbers only has each
+    column in the narrowest integer dtype that holds it, int8 for digits), and a locator naming
+    a row by its line in the file.
 
     The file is streamed twice and never held whole: one pass checks the text (UTF-8, field
-    counts) piece by piece, then pandas' C parser reads the file itself, so the peak memory is
-    the frame plus a piece of the file, and the time is linear in the rows.
+    counts) piece by piece, then pyarrow's streaming reader (a file of whole numbers) or pandas'
+    C parser reads the file itself, so the peak memory is the frame plus a piece of the file,
+    and the time is linear in the rows.
     """
     read_bytes(path, source, limit=1)  # a missing, unreadable or empty file, named
     texts = _texts(path, source)

@@ -174,6 +174,7 @@ def test_upload_results_uploads_the_package_model_config_and_lock(s3_bucket: str
     assert "results/manifest.json" in report.uploaded  # the package's own manifest travels with it
     assert report.manifest["experiment_id"] == eid
     assert "trainflow_version" in report.manifest
+    assert "git_revision" not in report.manifest  # not a git checkout
     _verified_copy(config.upload.target, tmp_path / "download", eid)
     assert upload_results(config, ProjectPaths(tmp_path)).uploaded == []
 
@@ -242,3 +243,22 @@ def test_requests_per_object(s3_bucket: str, tmp_path: Path) -> None:
     upload_files(files, "unused", EXP, store=store)
     # a HEAD per file (the manifest is replaced, not compared), the stale manifest deleted first
     assert sorted(sent) == ["DeleteObject"] + ["HeadObject"] * len(files) + ["ListObjectsV2"] + ["PutObject"] * 2
+
+
+def test_upload_records_the_git_revision_of_a_checkout(tmp_path: Path) -> None:
+    import subprocess
+
+    from trainflow.config import resolve
+    from trainflow.paths import ProjectPaths
+
+    write_sample_package(tmp_path / "project")
+    project = tmp_path / "project"
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for command in (["init", "-q"], ["add", "dvc.lock"], ["commit", "-qm", "lock"]):
+        subprocess.run(["git", *command], cwd=project, check=True, env={**os.environ, **env})
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
+    config = resolve({"upload": {"target": "file://uploads"}})
+    report = upload_results(config, ProjectPaths(project))
+    assert report.manifest["git_revision"] == head and report.manifest["git_dirty"] is False
+    (project / "dvc.lock").write_text("changed\n")
+    assert upload_results(config, ProjectPaths(project)).manifest["git_dirty"] is True

@@ -84,3 +84,17 @@ def test_apply_best_edit_keeps_comments_and_layout() -> None:
     assert data["train"]["max_epochs"] == 3 and data["data"] == yaml.safe_load(text)["data"]
     with pytest.raises(Exception, match=r"train\.grad_accum_steps is not written out"):
         set_values(text, {"train.grad_accum_steps": 2})
+
+
+def test_the_forecasting_example_spec_is_checked_with_its_fixed_dataset(tmp_path: Path) -> None:
+    """examples/sweep_co2.yaml searches window models, valid only with its fixed dataset.name=co2;
+    without that fixed key the same space is refused, naming the key."""
+    from trainflow.errors import ConfigError
+    from trainflow.sweep.spec import check_keys
+
+    spec = yaml.safe_load((REPO / "examples" / "sweep_co2.yaml").read_text())
+    shutil.copy2(REPO / "params.yaml", tmp_path / "params.yaml")
+    check_keys(parse_spec(spec), tmp_path)
+    del spec["fixed"]["dataset.name"]
+    with pytest.raises(ConfigError, match=r"sweep\.space\.model\.name: .*window \(forecasting\) model"):
+        check_keys(parse_spec(spec), tmp_path)

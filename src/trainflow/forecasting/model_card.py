@@ -12,7 +12,7 @@ from typing import Any
 
 from trainflow.config import Config, flatten, to_dict
 from trainflow.forecasting.baselines import BASELINES
-from trainflow.results.model_card import ModelSummary, format_cell, markdown_table
+from trainflow.results.model_card import CODE_PROVENANCE, ModelSummary, format_cell, markdown_table
 
 FORECASTERS = ("model", *BASELINES)
 SPANS = ("train", "val", "test")
@@ -152,6 +152,7 @@ def render_forecast_card(
         lines += markdown_table(["key", "value"], [[key, value] for key, value in scalars.items()])
     lines += ["", "## Environment", ""]
     lines += markdown_table(["component", "value"], [[key, value] for key, value in runtime.items()], settings=True)
+    lines += ["", CODE_PROVENANCE]
     lines += ["", "## Intended use and limits", ""]
     lines += [
         f"- Forecasts of `{dataset.name}` up to {dataset.forecast} steps ahead from the previous "

@@ -14,6 +14,11 @@ from typing import Any
 from trainflow.config import Config, flatten, to_dict
 from trainflow.paths import BEST_MODEL
 
+# Where the code's version is recorded: not in the card, which must not go stale (git_revision.py).
+CODE_PROVENANCE = (
+    "Code: `dvc.lock` of the project that trained the model holds the md5 of every source file each stage ran; "
+    "an uploaded copy of this package (`trainflow upload`) records the git revision in its `manifest.json`."
+)
 # Per-class rows with fewer test samples than this are called out as unreliable.
 SMALL_SUPPORT = 20
 
@@ -155,6 +160,7 @@ def render_model_card(
         lines += ["", "## Environment", ""]
         lines += ["The software that produced these numbers; the same params and data give the same bits with it.", ""]
         lines += markdown_table(["component", "value"], [[key, value] for key, value in runtime.items()], settings=True)
+        lines += ["", CODE_PROVENANCE]
 
     lines += ["", "## Intended use and limits", ""]
     lines += _intended_use(data, evaluation, per_class)

@@ -120,11 +120,13 @@ def upload_results(config: Config, paths: ProjectPaths) -> UploadReport:
 
     Layout there: ``results/...`` (the result package, with its own manifest), ``model/best.pt``,
     ``config.yaml`` (the resolved config, if ``models/config.yaml`` exists), ``dvc.lock`` (if
-    present) and ``manifest.json``. A relative ``file://`` target is relative to the project
+    present) and ``manifest.json``, which records the trainflow version and, in a git checkout,
+    the revision (and whether tracked files differed from it). A relative ``file://`` target is relative to the project
     root, so the same params.yaml uploads to the same place from any working directory.
     """
     from trainflow import __version__
     from trainflow.config import experiment_id
+    from trainflow.git_revision import git_revision
 
     results = Path(paths.results)
     if not results.is_dir():
@@ -145,9 +147,8 @@ def upload_results(config: Config, paths: ProjectPaths) -> UploadReport:
     store = open_store(config.upload.target, root=Path(paths.root))
     if isinstance(store, LocalStore):
         _say_if_outside(config.upload.target, store.root, Path(paths.root))
-    return upload_files(
-        files, config.upload.target, experiment_id(config), {"trainflow_version": __version__}, store=store
-    )
+    extra = {"trainflow_version": __version__, **git_revision(Path(paths.root))}
+    return upload_files(files, config.upload.target, experiment_id(config), extra, store=store)
 
 
 def _say_if_outside(target: str, folder: Path, root: Path) -> None:

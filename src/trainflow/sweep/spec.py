@@ -175,7 +175,9 @@ def parse_spec(data: Any, source: str = DEFAULT_SPEC) -> SweepSpec:
 
 
 def check_keys(spec: SweepSpec, root: Path, source: str = DEFAULT_SPEC) -> None:
-    """Refuse a space or fixed key that params.yaml cannot take, as the pipeline would refuse it."""
+    """Refuse a space or fixed key that params.yaml cannot take, as the pipeline would refuse it:
+    each value is checked with the fixed values set (a space may search forecasting models
+    when ``fixed`` selects a series)."""
     from trainflow.config import load_config
 
     params = root / spec.params
@@ -184,11 +186,12 @@ def check_keys(spec: SweepSpec, root: Path, source: str = DEFAULT_SPEC) -> None:
     samples: dict[str, list[Any]] = {key: [value] for key, value in spec.fixed.items()}
     for key, dim in spec.space.items():
         samples[key] = grid_values(dim) if isinstance(dim, (Choice, IntRange)) else [dim.low, dim.high]
+    fixed = [override(key, value) for key, value in spec.fixed.items()]  # every trial has these
     for key, values in samples.items():
         where = "fixed" if key in spec.fixed else "space"
         for value in values:
             try:
-                load_config(params, [override(key, value)])
+                load_config(params, [*fixed, override(key, value)])
             except ConfigError as error:
                 raise ConfigError(f"{source}: sweep.{where}.{key}: {error}") from None
 

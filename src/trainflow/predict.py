@@ -198,20 +198,16 @@ def load_package(folder: Path, outer: Path | None = None) -> Any:
     )
 
 
-def download(url: str, dest: Path) -> Path:
-    """Download the uploaded package at ``url`` into ``dest``, every file verified; the folder."""
+def load_uploaded(url: str) -> Any:
+    """The model in an uploaded package: downloaded to a temporary folder (every file checked
+    against the upload's manifest as it arrives), its package's own manifest checked, loaded."""
     from trainflow.storage import download_package
 
-    return Path(download_package(url, dest))
-
-
-def load_uploaded(url: str) -> Any:
-    """The model in an uploaded package: downloaded to a temporary folder, verified, loaded."""
     tmp = Path(tempfile.mkdtemp(prefix="trainflow-model-"))
     try:
-        folder = download(url, tmp / "package")
+        folder = Path(download_package(url, tmp / "package"))
         inner = folder / "results" if (folder / "results").is_dir() else folder
-        predictor = load_package(inner, outer=folder if inner != folder else None)
+        predictor = load_package(inner)
         predictor.source = url
         return predictor
     finally:

@@ -98,3 +98,23 @@ def test_the_forecasting_example_spec_is_checked_with_its_fixed_dataset(tmp_path
     del spec["fixed"]["dataset.name"]
     with pytest.raises(ConfigError, match=r"sweep\.space\.model\.name: .*window \(forecasting\) model"):
         check_keys(parse_spec(spec), tmp_path)
+
+
+def test_the_best_values_keep_the_fixed_dataset_they_were_best_on() -> None:
+    """--apply-best of a forecasting sweep writes dataset.name with the model (a window model
+    alone would not fit the digits params); the fixed epoch budget is left out."""
+    import optuna
+
+    from trainflow.sweep.report import best_values
+    from trainflow.sweep.study import distributions
+
+    spec = parse_spec(yaml.safe_load((REPO / "examples" / "sweep_co2.yaml").read_text()))
+    study = optuna.create_study(direction="minimize")
+    for value, model in ((0.4, "window_mlp"), (0.3, "linear_window")):
+        params = {"model.name": model, "train.optimizer.lr": 0.001}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions(spec), value=value))
+    assert best_values(spec, study) == {
+        "dataset.name": "co2",
+        "model.name": "linear_window",
+        "train.optimizer.lr": 0.001,
+    }

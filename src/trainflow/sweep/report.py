@@ -63,10 +63,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def best_values(spec: SweepSpec, study: optuna.Study) -> dict[str, Any]:
-    """The best complete trial's searched values. ``fixed`` ones are left out: they set the
-    sweep's budget (a few epochs), not a result to keep."""
+    """The best complete trial's searched values, and the ``fixed`` ``dataset.*`` values: the data
+    it was best on (a forecasting sweep's ``dataset.name: co2`` goes with its model). Other
+    ``fixed`` values are left out: they set the sweep's budget (a few epochs), not a result."""
     complete = [t for t in ranked(spec, study) if t.state == TrialState.COMPLETE]
-    return decode(spec, complete[0].params) if complete else {}
+    if not complete:
+        return {}
+    data = {key: value for key, value in spec.fixed.items() if key.startswith("dataset.")}
+    return {**data, **decode(spec, complete[0].params)}
 
 
 def best_diff(spec: SweepSpec, study: optuna.Study, params: Path) -> str:

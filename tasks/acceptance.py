@@ -90,7 +90,14 @@ def retrain_rule(params_path: str | Path) -> RetrainConfig:
     Only this section is resolved, so deciding on a model does not import every registered
     component (torch included) into the flow's process.
     """
-    section = read_params(params_path).get("retrain") or {}
+    import trainflow.components  # noqa: F401  (declares the datasets, whose task picks the `auto` metric)
+    from trainflow.config_resolve import fill_retrain_defaults, raw_task
+
+    raw = read_params(params_path)
+    if not isinstance(raw.get("retrain"), dict):
+        raw["retrain"] = {}
+    fill_retrain_defaults(raw, raw_task(raw.get("dataset")))
+    section = raw["retrain"]
     try:
         return TypeAdapter(RetrainConfig).validate_python(section)
     except ValidationError as error:

@@ -259,7 +259,7 @@ def test_a_skipped_week_is_reported_by_its_date_column_and_date(project: Path) -
 
 def test_horizons_longer_than_test_in_params_yaml_name_the_key(project: Path) -> None:
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("name: co2", "name: co2\n  horizons: [4, 300]", 1))
+    params.write_text(params.read_text().replace("horizons:\n  - 4\n  - 13\n  - 52", "horizons: [4, 300]", 1))
     before = outputs(project)
     line = error_line(cli(project, "prepare"))
     assert "params.yaml" in line and "dataset.horizons" in line, line

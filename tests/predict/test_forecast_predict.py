@@ -85,7 +85,7 @@ def test_trainflow_predict_writes_the_forecast(project: Path) -> None:
         (lambda p: history_file(p, 50, "short.csv"), r"50 steps of history; the model needs at least 104"),
         (
             lambda p: _without_row(history_file(p, 300, "gap.csv"), 200),
-            r"gap\.csv: column .* fails every step 7 day",
+            r"gap\.csv: column 'date': .* by 14 day\(s\), not 7",
         ),
     ],
     ids=["too-short", "skipped-week"],

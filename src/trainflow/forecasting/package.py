@@ -26,10 +26,7 @@ import pandas as pd
 
 from trainflow import __version__, registry
 from trainflow.config import Config, experiment_id, save_resolved
-from trainflow.data.datasets import DatasetInfo
-from trainflow.data.prepare import REPORT_FILE
 from trainflow.encoders import ENCODER_FILE
-from trainflow.errors import DataError
 from trainflow.forecasting.baselines import BASELINES
 from trainflow.forecasting.model_card import render_forecast_card
 from trainflow.forecasting.plots import plot_forecasts, plot_mae_by_lead
@@ -41,22 +38,17 @@ from trainflow.forecasting.prepared import (
 )
 from trainflow.io import atomic_write_json, atomic_write_text, replace_dir
 from trainflow.paths import (
-    EVAL_FILE,
-    EVALUATED_MODEL,
-    EVALUATED_WEIGHTS,
-    HISTORY_FILE,
     LEARNING_CURVE_PNG,
     MODEL_CARD_FILE,
     PACKAGE_METRICS_FILE,
     RESOLVED_CONFIG,
-    TRAIN_METRICS_FILE,
     ProjectPaths,
     forecasts_file,
 )
 from trainflow.results import plots
 from trainflow.results.model_card import ModelSummary
 from trainflow.results.model_files import model_record, write_model_files
-from trainflow.results.package import RUN_EVALUATE, RUN_PREPARE, RUN_TRAIN, read_input_json, read_input_table
+from trainflow.results.package import RUN_EVALUATE, read_input_table, read_run_outputs
 from trainflow.runtime import stored_runtime_record
 from trainflow.storage.manifest import write_manifest
 
@@ -87,19 +79,7 @@ def best_baseline(scores: dict[str, Any]) -> str:
 def build_series_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
     """Build ``paths.results`` for a forecasting run; a missing input is a DataError naming it
     and the stage to run, and leaves the previous package as it was."""
-    evaluation = read_input_json(paths.metrics / EVAL_FILE, RUN_EVALUATE)
-    if not isinstance(evaluation, dict) or not all(isinstance(evaluation.get(s), dict) for s in SPANS):
-        raise DataError(f"{paths.metrics / EVAL_FILE}: expected {{'val': {{...}}, 'test': {{...}}}}; {RUN_EVALUATE}")
-    train_metrics = read_input_json(paths.metrics / TRAIN_METRICS_FILE, RUN_TRAIN)
-    report = read_input_json(paths.prepared / REPORT_FILE, RUN_PREPARE)
-    summary = read_input_json(paths.evaluation / EVALUATED_MODEL, RUN_EVALUATE)
-    if not isinstance(summary, dict) or not {"info", "epoch", "parameters", "runtime"} <= set(summary):
-        raise DataError(f"{paths.evaluation / EVALUATED_MODEL}: not a model summary; {RUN_EVALUATE}")
-    weights = paths.evaluation / EVALUATED_WEIGHTS
-    if not weights.is_file():
-        raise DataError(f"{weights}: not found; {RUN_EVALUATE}")
-    info = DatasetInfo.from_dict(summary["info"])
-    history = read_input_table(paths.plots / HISTORY_FILE, RUN_TRAIN)
+    evaluation, train_metrics, report, summary, weights, info, history = read_run_outputs(paths)
     forecasts = {span: read_input_table(paths.evaluation / forecasts_file(span), RUN_EVALUATE) for span in SPANS}
     prepared = read_prepared_series(config, paths)
     encoder = load_series_encoder(paths.encoders / ENCODER_FILE)

@@ -119,14 +119,12 @@ def _input_schema(config: Config, info: DatasetInfo, paths: ProjectPaths) -> dic
     return describe_inputs(training_schema, info.feature_columns, info.label_column, info.task, info.classes, train)
 
 
-def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
-    """Build ``paths.results`` from the pipeline's outputs; returns a short summary.
-
-    Reads metrics/{eval,train}.json, evaluation/ (predictions, per-class report, the evaluated
-    weights and their summary), plots/history.csv, data/prepared/{report.json,train.parquet}
-    and data/encoders/encoder.json, never the torch snapshot; a missing input
-    is a DataError naming it and the stage to run, and leaves the previous package as it was.
-    """
+def read_run_outputs(
+    paths: ProjectPaths,
+) -> tuple[dict[str, Any], Any, Any, dict[str, Any], Path, DatasetInfo, pd.DataFrame]:
+    """What every package is built from, checked: eval.json (with val and test), train.json,
+    the prepared report, the evaluated model's summary and weights, its data set info and the
+    train history. A missing input is a DataError naming it and the stage to run."""
     evaluation = read_input_json(paths.metrics / EVAL_FILE, RUN_EVALUATE)
     if not isinstance(evaluation, dict) or not all(isinstance(evaluation.get(s), dict) for s in SPLITS):
         raise DataError(f"{paths.metrics / EVAL_FILE}: expected {{'val': {{...}}, 'test': {{...}}}}; {RUN_EVALUATE}")
@@ -140,6 +138,18 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
         raise DataError(f"{weights}: not found; {RUN_EVALUATE}")
     info = DatasetInfo.from_dict(summary["info"])
     history = read_input_table(paths.plots / HISTORY_FILE, RUN_TRAIN)
+    return evaluation, train_metrics, report, summary, weights, info, history
+
+
+def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
+    """Build ``paths.results`` from the pipeline's outputs; returns a short summary.
+
+    Reads metrics/{eval,train}.json, evaluation/ (predictions, per-class report, the evaluated
+    weights and their summary), plots/history.csv, data/prepared/{report.json,train.parquet}
+    and data/encoders/encoder.json, never the torch snapshot; a missing input
+    is a DataError naming it and the stage to run, and leaves the previous package as it was.
+    """
+    evaluation, train_metrics, report, summary, weights, info, history = read_run_outputs(paths)
     predictions = {
         split: read_input_table(paths.evaluation / predictions_file(split), RUN_EVALUATE) for split in SPLITS
     }

@@ -36,6 +36,16 @@ def _study(project: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{project / '.sweeps' / name / 'study.db'}")
 
 
+def _completed_trials(project: Path, name: str) -> set[int]:
+    """Numbers of the study's finished trials; none while the sweep has yet to create the study
+    in its database (the file exists a moment before the study's record does)."""
+    try:
+        trials = _study(project, name).get_trials()
+    except KeyError:
+        return set()
+    return {t.number for t in trials if t.state == TrialState.COMPLETE}
+
+
 def _experiments(project: Path) -> dict[str, dict[str, Any]]:
     """``dvc exp show --json`` of the project: experiment name -> its params.yaml values."""
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
@@ -107,23 +117,24 @@ def test_killed_random_sweep_resumes_without_rerunning(project: Path) -> None:
         "space": {"train.optimizer.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
     }
     path = _write_spec(project, spec)
-    first = subprocess.Popen(
-        ["trainflow", "sweep", "--spec", str(path)],
-        cwd=project,
-        env=project_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    log = project.parent / "rand-first.log"  # outside the repo the sweep commits experiments of
+    with log.open("w") as out:
+        first = subprocess.Popen(
+            ["trainflow", "sweep", "--spec", str(path)],
+            cwd=project,
+            env=project_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     db = project / ".sweeps" / "rand" / "study.db"
     while first.poll() is None:  # kill it (and its trials) once one trial has finished
-        if db.exists() and any(t.state == TrialState.COMPLETE for t in _study(project, "rand").get_trials()):
+        if db.exists() and _completed_trials(project, "rand"):
             os.killpg(first.pid, signal.SIGKILL)
             break
         time.sleep(1)
     first.wait()
-    done_before = {t.number for t in _study(project, "rand").get_trials() if t.state == TrialState.COMPLETE}
+    done_before = _completed_trials(project, "rand")
     assert done_before and first.returncode != 0
 
     second = run(["trainflow", "sweep", "--spec", str(path)], project).stdout

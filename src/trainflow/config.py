@@ -29,6 +29,7 @@ from trainflow.components.base import STRICT, ComponentConfig
 from trainflow.config_checks import Origin, check_machine
 from trainflow.config_data import (
     diff,
+    experiment_dict,
     experiment_id,
     flatten,
     names_in,
@@ -57,6 +58,7 @@ from trainflow.config_sections import (
     DataConfig,
     DistributedConfig,
     EarlyStoppingConfig,
+    PackageConfig,
     RetrainConfig,
     TrainConfig,
     UploadConfig,
@@ -93,6 +95,7 @@ __all__ = [
     "DataConfig",
     "DistributedConfig",
     "EarlyStoppingConfig",
+    "PackageConfig",
     "RetrainConfig",
     "TrainConfig",
     "UploadConfig",
@@ -100,6 +103,7 @@ __all__ = [
     "describe",
     "diff",
     "drop_other_components_keys",
+    "experiment_dict",
     "experiment_id",
     "fill_task_defaults",
     "flatten",

@@ -46,13 +46,18 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def experiment_id(config: Config) -> str:
-    """A short hash of the resolved config: same experiment, same id, on any machine.
+def experiment_dict(config: Config) -> dict[str, Any]:
+    """The config as nested plain data without ``package``, ``upload`` and ``retrain``: they say
+    what is shipped, where, and when it is accepted, not what is computed. It is what the id
+    hashes and what model files and checkpoints store, so their bytes depend on the experiment
+    alone (moving the upload target keeps the id and the weights file)."""
+    return {key: value for key, value in to_dict(config).items() if key not in SHIPPING_SECTIONS}
 
-    ``upload`` and ``retrain`` say where results are shipped and when they are accepted, not
-    what is computed, so they are left out: moving the upload target keeps the id.
-    """
-    return _digest({key: value for key, value in to_dict(config).items() if key not in SHIPPING_SECTIONS})
+
+def experiment_id(config: Config) -> str:
+    """A short hash of the resolved experiment (:func:`experiment_dict`): same experiment, same
+    id, on any machine."""
+    return _digest(experiment_dict(config))
 
 
 def training_fingerprint(config: Config) -> str:
@@ -78,14 +83,17 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any,
 def save_resolved(config: Config, path: str | Path, runtime: Mapping[str, Any] | None = None) -> None:
     """Write the resolved experiment (with its id) as YAML, atomically.
 
-    Like the id, it leaves out ``upload`` and ``retrain``, so a stage's outputs depend only on
+    Like the id, it leaves out ``package``, ``upload`` and ``retrain``, so a stage's outputs depend only on
     the params that stage declares in dvc.yaml. ``runtime`` (torch version, CPU kernels,
     threads: see trainflow.runtime) is recorded under its own key, outside the experiment.
     """
     from trainflow.io import atomic_write_text
 
-    experiment = {key: value for key, value in to_dict(config).items() if key not in SHIPPING_SECTIONS}
-    data = {"experiment_id": experiment_id(config), **({"runtime": dict(runtime)} if runtime else {}), **experiment}
+    data = {
+        "experiment_id": experiment_id(config),
+        **({"runtime": dict(runtime)} if runtime else {}),
+        **experiment_dict(config),
+    }
     atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))
 
 

@@ -65,6 +65,21 @@ def test_snapshot_is_saved_identically_twice(tmp_path: Path) -> None:
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
 
 
+def test_snapshot_bytes_do_not_depend_on_the_shipping_sections(tmp_path: Path) -> None:
+    """``dvc exp run -S upload.target=...`` re-runs no stage that writes a model, so a model file
+    must be the same bytes whatever the upload target, export list or retrain rule."""
+    torch.manual_seed(0)
+    model = registry.models.build(Config().model, in_features=64, num_outputs=10)
+    shipped = resolve(
+        {"upload": {"target": "s3://bucket/x"}, "package": {"export": ["onnx"]}, "retrain": {"max_drop": 0.5}}
+    )
+    save_model_snapshot(tmp_path / "a.pt", model, Config(), IMAGE_INFO)
+    save_model_snapshot(tmp_path / "b.pt", model, shipped, IMAGE_INFO)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    _, snapshot = load_model_snapshot(tmp_path / "b.pt")
+    assert "upload" not in snapshot["config"] and "package" not in snapshot["config"]
+
+
 class Exploit:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (print, ("pwned",))

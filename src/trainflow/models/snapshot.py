@@ -60,7 +60,7 @@ def save_model_snapshot(path: Path, model: nn.Module, config: Any, info: Any, **
     snapshot = {
         "format": SNAPSHOT_FORMAT,
         "experiment_id": config_module.experiment_id(config) if config is not None else None,
-        "config": config_module.to_dict(config) if config is not None else None,
+        "config": config_module.experiment_dict(config) if config is not None else None,
         "info": info if info is None or isinstance(info, dict) else info.to_dict(),
         "model_state": state,
         **extra,

@@ -84,7 +84,7 @@ def capture(trainer: Trainer) -> dict[str, Any]:
             "batches_done": s.batch_in_epoch,
             "state": loader_state() if callable(loader_state) else None,
         },
-        "config": _to_dict(config) if config is not None else None,
+        "config": _experiment_dict(config) if config is not None else None,
         "fingerprint": trainer.fingerprint,
     }
 
@@ -263,3 +263,9 @@ def _to_dict(config: Any) -> dict[str, Any]:
     from trainflow.config import to_dict
 
     return to_dict(config)
+
+
+def _experiment_dict(config: Any) -> dict[str, Any]:
+    from trainflow.config import experiment_dict
+
+    return experiment_dict(config)

@@ -125,6 +125,21 @@ class UploadConfig:
 
 
 @dataclass(frozen=True, config=STRICT)
+class PackageConfig:
+    """What the package stage adds to the result package: ``export`` lists the formats the
+    model is also shipped in (``onnx``: ``model.onnx``, ``torchscript``: ``model.torchscript.pt``,
+    both taking raw features as ``trainflow export`` writes them)."""
+
+    export: tuple[Literal["onnx", "torchscript"], ...] = ()
+
+    @model_validator(mode="after")
+    def _each_format_once(self) -> PackageConfig:
+        if len(set(self.export)) != len(self.export):
+            raise ValueError(f"export lists a format twice (got {list(self.export)})")
+        return self
+
+
+@dataclass(frozen=True, config=STRICT)
 class RetrainConfig:
     """Acceptance rule for retraining: ``metric`` (a dotted key of metrics/eval.json) may drop
     by at most ``max_drop`` against the last accepted model (rise, for ``mode: min``)."""
@@ -148,6 +163,7 @@ class Config:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     metrics: tuple[str, ...] = ("accuracy", "f1_macro")
     loggers: tuple[str, ...] = ("tensorboard", "csv", "json")
+    package: PackageConfig = dataclasses.field(default_factory=PackageConfig)
     upload: UploadConfig = dataclasses.field(default_factory=UploadConfig)
     retrain: RetrainConfig = dataclasses.field(default_factory=RetrainConfig)
 
@@ -171,5 +187,5 @@ RESUMABLE_KEYS = (
     "train.early_stopping.patience",
     *(f"train.distributed.{key}" for key in DistributedConfig.__dataclass_fields__),
 )
-SHIPPING_SECTIONS = ("upload", "retrain")
+SHIPPING_SECTIONS = ("package", "upload", "retrain")
 NON_TRAINING_SECTIONS = (*SHIPPING_SECTIONS, "metrics", "loggers")

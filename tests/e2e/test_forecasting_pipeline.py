@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.project import CO2_PARAMS, FAST_PARAMS, fast_params, make_project, run
+from tests.fixtures.project import CO2_PARAMS, EXPORTS, FAST_PARAMS, fast_params, make_project, run
 
 pytestmark = pytest.mark.e2e
 
@@ -185,14 +185,17 @@ def test_second_repro_is_a_no_op(co2_pipeline: tuple[Path, str]) -> None:
 def test_two_runs_from_scratch_are_bit_identical(
     co2_pipeline: tuple[Path, str], exp_run: ExpRun, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """A second co2 project from scratch gives the same bits; so does the experiment run from
-    the digits project (the same resolved config, reached by ``-S``)."""
+    """A second co2 project from scratch gives the same bits, exports included; so does the
+    experiment run from the digits project (the same resolved config, reached by ``-S``; the
+    exports are shipping settings, outside the experiment)."""
     first, _ = co2_pipeline
-    second = make_project(tmp_path_factory.mktemp("forecast-second") / "project", fast_params(CO2_PARAMS))
+    second = make_project(
+        tmp_path_factory.mktemp("forecast-second") / "project", fast_params({**CO2_PARAMS, **EXPORTS})
+    )
     run(["dvc", "repro"], second)
-    expected = digests(first, SAME_BITS)
-    assert digests(second, SAME_BITS) == expected
-    assert digests(exp_run.project, SAME_BITS) == expected
+    exports = ("results/model.onnx", "results/model.torchscript.pt")
+    assert digests(second, SAME_BITS + exports) == digests(first, SAME_BITS + exports)
+    assert digests(exp_run.project, SAME_BITS) == digests(first, SAME_BITS)
 
 
 def test_dvc_plots_show_draws_the_forecast_plots_with_axis_titles(co2_pipeline: tuple[Path, str]) -> None:

@@ -184,3 +184,22 @@ def test_two_runs_from_scratch_are_bit_identical(pipeline: tuple[Path, str], dvc
     run(["dvc", "repro"], second)
     for name in DETERMINISTIC_OUTPUTS:
         assert digest(second / name) == first_digests[name], name
+
+
+def test_package_export_reruns_only_the_package_and_ships_what_trainflow_export_writes(
+    pipeline: tuple[Path, str],
+) -> None:
+    """``package.export`` is a shipping setting: the same experiment id, only the package re-runs,
+    and the package holds the bytes `trainflow export` writes from it."""
+    project, _ = pipeline
+    before = yaml.safe_load((project / "results" / "config.yaml").read_text())["experiment_id"]
+    result = run(["dvc", "exp", "run", "-S", "package.export=[onnx,torchscript]"], project)
+    assert ran_stages(result.stdout) == {"package"}
+    results = project / "results"
+    assert yaml.safe_load((results / "config.yaml").read_text())["experiment_id"] == before
+    assert {"model.onnx", "model.torchscript.pt"} <= set(json.loads((results / "manifest.json").read_text())["files"])
+    assert "| exported | model.onnx, model.torchscript.pt in this package" in (results / "model_card.md").read_text()
+    for fmt, name in (("onnx", "model.onnx"), ("torchscript", "model.torchscript.pt")):
+        output = project.parent / name
+        run(["trainflow", "export", "--format", fmt, "--model", "results", "--output", str(output)], project)
+        assert output.read_bytes() == (results / name).read_bytes(), name

@@ -128,6 +128,8 @@ def test_exported_models_forecast_the_same_on_windows(project: Path) -> None:
             with torch.no_grad():
                 got = torch.jit.load(str(output))(torch.from_numpy(windows))[0][0].numpy()
         np.testing.assert_allclose(got, expected_forecast(project), rtol=1e-6)
+        shipped = project / "results" / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
+        assert output.read_bytes() == shipped.read_bytes()  # package.export ships the same file
 
 
 def test_the_model_cards_snippet_runs_as_written(project: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from trainflow.config import Config, flatten, to_dict
 from trainflow.forecasting.baselines import BASELINES
-from trainflow.results.model_card import CODE_PROVENANCE, ModelSummary, format_cell, markdown_table
+from trainflow.results.model_card import CODE_PROVENANCE, ModelSummary, exported_row, format_cell, markdown_table
 
 FORECASTERS = ("model", *BASELINES)
 SPANS = ("train", "val", "test")
@@ -115,6 +115,7 @@ def render_forecast_card(
             ["architecture", model.name],
             ["trainable parameters", f"{model.parameters:,}"],
             ["weights", f"model.safetensors in this package ({model.snapshot} in the project that trained it)"],
+            *exported_row(config, "encoded windows in, decoded forecasts out"),
             ["best epoch", model.epoch],
             ["inputs", f"{dataset.context} steps x the encoded features (encoder.json)"],
             ["outputs", f"{dataset.forecast} steps ahead, scaled (decode with encoder.json's mean and std)"],

@@ -9,6 +9,7 @@
     forecast_test_h<H>.png       the test span: actual, the model's forecasts, the best baseline's
     mae_by_lead.png              test MAE by lead time, model and baselines (longest horizon)
     config.yaml, model.safetensors, encoder.json, input_schema.json, model.json
+    model.onnx, model.torchscript.pt   with package.export (results/exports.py)
     model_card.md                the protocol and the metrics against the baselines
     manifest.json                written last
 
@@ -46,6 +47,7 @@ from trainflow.paths import (
     forecasts_file,
 )
 from trainflow.results import plots
+from trainflow.results.exports import write_exports
 from trainflow.results.model_card import ModelSummary
 from trainflow.results.model_files import model_record, write_model_files
 from trainflow.results.package import RUN_EVALUATE, read_input_table, read_run_outputs
@@ -103,6 +105,7 @@ def build_series_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             encoder=json.loads(encoder.to_json()),
             input_schema=series_schema_record(config, prepared),
         )
+        write_exports(staging, config.package.export, exp_id)
         doc = (registry.datasets.get(config.dataset.name).config_class.__doc__ or "").strip().splitlines()
         card = render_forecast_card(
             config=config,

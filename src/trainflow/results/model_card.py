@@ -13,6 +13,7 @@ from typing import Any
 
 from trainflow.config import Config, flatten, to_dict
 from trainflow.paths import BEST_MODEL
+from trainflow.results.exports import EXPORT_FILES
 
 # Where the code's version is recorded: not in the card, which must not go stale (git_revision.py).
 CODE_PROVENANCE = (
@@ -107,6 +108,7 @@ def render_model_card(
             ["architecture", model.name],
             ["trainable parameters", f"{model.parameters:,}"],
             ["weights", f"model.safetensors in this package ({model.snapshot} in the project that trained it)"],
+            *exported_row(config, "raw features in, encoder folded in"),
             ["best epoch", model.epoch],
             *[[key, settings[key]] for key in settings if key.startswith("model.") and key != "model.name"],
         ],
@@ -165,6 +167,12 @@ def render_model_card(
     lines += ["", "## Intended use and limits", ""]
     lines += _intended_use(data, evaluation, per_class)
     return "\n".join(lines) + "\n"
+
+
+def exported_row(config: Config, inputs: str) -> list[list[str]]:
+    """The model table's row naming the export files ``package.export`` adds, if any."""
+    files = [EXPORT_FILES[fmt] for fmt in config.package.export]
+    return [["exported", f"{', '.join(files)} in this package ({inputs})"]] if files else []
 
 
 def how_to_use(data: DataSummary) -> list[str]:

@@ -16,6 +16,8 @@
     encoder.json                 input_schema.json (features, dtypes, ranges, label) and
     input_schema.json            model.json (label classes, image shape, batch size) all
     model.json                   trainflow.load_model needs (see results/model_files.py)
+    model.onnx                   with package.export: [onnx] (results/exports.py)
+    model.torchscript.pt         with package.export: [torchscript]
     model_card.md                model, data, training, metrics, intended use and limits
     manifest.json                sha256 and size of every other file; written last
 
@@ -60,6 +62,7 @@ from trainflow.paths import (
     predictions_file,
 )
 from trainflow.results import plots
+from trainflow.results.exports import write_exports
 from trainflow.results.input_schema import describe_inputs
 from trainflow.results.model_card import DataSummary, ModelSummary, render_model_card
 from trainflow.results.model_files import model_record, write_model_files
@@ -197,6 +200,7 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             input_schema=_input_schema(config, info, paths),
         )
         print("package: weights, encoder, input schema and model record", flush=True)
+        write_exports(staging, config.package.export, exp_id)
         card = render_model_card(
             config=config,
             experiment_id=exp_id,

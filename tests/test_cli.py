@@ -156,3 +156,19 @@ def test_validating_and_the_data_stages_import_no_torch(tmp_path: Path) -> None:
         heavy = sorted(modules & {"torch", "torchmetrics", "tensorboardX", "matplotlib"})
         assert not heavy, f"trainflow {' '.join(command)} imports {heavy}"
     assert (tmp_path / "data" / "encoders" / "encoder.json").is_file()
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    """`trainflow config show | head -1`: the closed pipe ends the command with exit 141 (as a
+    filter killed by SIGPIPE), and no traceback."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "trainflow"), "config", "show"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 141
+    assert stderr == ""

@@ -205,6 +205,12 @@ def log_imported_modules(command: str, log_path: str) -> None:
         log.write(json.dumps({"command": command, "files": files}) + "\n")
 
 
+def stop_writing_to_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -216,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `trainflow summary | head`: the reader left, as with any filter
+        stop_writing_to_stdout()
+        return 141
     finally:
         if log_path := os.environ.get("TRAINFLOW_IMPORT_LOG"):
             log_imported_modules(args.command, log_path)

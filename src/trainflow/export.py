@@ -30,6 +30,8 @@ from trainflow.io import atomic_write_bytes
 FORMATS = ("onnx", "torchscript")
 DEFAULT_OUTPUT = {"onnx": Path("exports/model.onnx"), "torchscript": Path("exports/model.torchscript.pt")}
 OPSET = 17
+# Records torch's archive writer makes itself: copying them would write them twice.
+SELF_DESCRIBING_RECORDS = (".data/serialization_id", "byteorder", ".data/version")
 # Encoder state -> (offset, scale) of ``(x - offset) / scale``; identity has no state.
 AFFINE_STATES = {("mean", "std"): ("mean", "std"), ("min", "range"): ("min", "range")}
 
@@ -141,6 +143,27 @@ def torchscript_bytes(predictor: Any) -> bytes:
         traced = torch.jit.trace(module, (example,), check_trace=False)
     buffer = io.BytesIO()
     torch.jit.save(traced, buffer, _extra_files={"trainflow.json": json.dumps({**metadata, "outputs": names})})
+    return without_debug_records(buffer.getvalue())
+
+
+def without_debug_records(archive: bytes) -> bytes:
+    """The TorchScript archive without its ``*.debug_pkl`` records, rewritten by torch's own
+    archive writer (which derives the serialization id from the remaining records).
+
+    Those records hold the tracing call stack with absolute source paths, so the file's bytes
+    would depend on where trainflow is installed and on who called the export; without them
+    they depend on the model alone (``trainflow export`` and ``package.export`` write the same
+    file). Loading needs none of them: they only locate TorchScript errors in Python source.
+    """
+    reader = torch._C.PyTorchFileReader(io.BytesIO(archive))
+    buffer = io.BytesIO()
+    writer = torch._C.PyTorchFileWriter(buffer)
+    for name in reader.get_all_records():
+        if name.endswith(".debug_pkl") or name in SELF_DESCRIBING_RECORDS:
+            continue
+        data = reader.get_record(name)
+        writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
     return buffer.getvalue()
 
 

@@ -14,6 +14,10 @@ from trainflow.errors import TrainflowError
 from trainflow.numbers import format_metric
 from trainflow.paths import ProjectPaths
 
+# `dvc exp show` narrowed to what differs: the changed params beside the test metrics (the train
+# summary's best/last values, val metrics and file hashes dropped); the README shows the same.
+EXP_SHOW = "dvc exp show --only-changed --drop 'Created|best|last|epochs|val\\.|.*/|evaluation'"
+
 
 def outputs_experiment(paths: ProjectPaths) -> str | None:
     """The experiment id recorded in ``models/config.yaml`` by the train stage (None if absent)."""
@@ -49,7 +53,7 @@ def summary_lines(config: Config, paths: ProjectPaths) -> list[str]:
         f"  metrics:        {eval_path}, {paths.metrics / 'train.json'}",
         "next:",
         "  dvc exp run -S train.optimizer.lr=0.003   # an experiment with one param changed",
-        "  dvc exp show --only-changed               # experiments side by side: changed params, metrics",
+        f"  {EXP_SHOW}   # changed params next to the test metrics",
         "  dvc metrics diff                          # metrics against the last commit",
         "  dvc plots show                            # learning curves and confusion matrix (HTML)",
         f"  tensorboard --logdir {paths.runs}                 # training curves, one run per experiment",

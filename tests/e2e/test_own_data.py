@@ -1,7 +1,7 @@
 """A user's own CSV through the whole DVC pipeline, with the commands the README gives.
 
-An iris-like file (four measurements, three species named by text) and a regression file
-with a numeric target are added to a temporary git+DVC copy of the project and run with
+An iris-like file (four measurements, three species named by text; the regression command
+predicts petal width from the other measurements) is added to a temporary git+DVC copy of the project and run with
 ``dvc exp run -S ...`` alone: no edit of params.yaml or dvc.yaml. Editing the data file makes
 ``dvc status`` report the prepare stage stale, because the stage depends on ``dataset.path``.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +24,25 @@ pytestmark = pytest.mark.e2e
 
 SPECIES = ("setosa", "versicolor", "virginica")
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-# The README's commands, plus few epochs to keep the test short.
-CLASSIFY = ["-S", "dataset.name=csv", "-S", "dataset.path=data/mine.csv", "-S", "dataset.label_column=species"]
-REGRESS = [*CLASSIFY, "-S", "dataset.task=regression"]
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_command(*needles: str) -> list[str]:
+    """The README's ``dvc exp run -S dataset.name=csv ...`` line holding ``needles``, as argv."""
+    for line in README.read_text().splitlines():
+        if line.startswith("dvc exp run -S dataset.name=csv") and all(n in line for n in needles):
+            return shlex.split(line.split("  #")[0])
+    raise AssertionError(f"README.md has no `dvc exp run -S dataset.name=csv` line with {needles}")
+
+
+# The README's commands, copied literally, plus few epochs to keep the test short.
+CLASSIFY = readme_command("dataset.label_column=species")
+REGRESS = readme_command("dataset.task=regression")
 SHORT = ["-S", "train.max_epochs=2"]
 
 
-def write_iris_like(path: Path, target: str = "species", rows: int = 150) -> None:
-    """50 rows per species, measurements drawn around a per-species mean; for ``target`` other
-    than ``species`` the last column is a number (a noisy linear function of the features)."""
+def write_iris_like(path: Path, rows: int = 150) -> None:
+    """50 rows per species, measurements drawn around a per-species mean."""
     rng = np.random.default_rng(5)
     means = np.array([[5.0, 3.4, 1.5, 0.2], [5.9, 2.8, 4.3, 1.3], [6.6, 3.0, 5.6, 2.0]])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,24 +52,21 @@ def write_iris_like(path: Path, target: str = "species", rows: int = 150) -> Non
         for row in range(rows):
             kind = row % len(SPECIES)
             values = (means[kind] + rng.normal(scale=0.3, size=4)).round(2)
-            label: object = SPECIES[kind]
-            if target != "species":
-                label = round(float(values @ np.array([0.5, -0.2, 1.0, 0.3]) + rng.normal(scale=0.1)), 3)
-            writer.writerow([*values.tolist(), label])
+            writer.writerow([*values.tolist(), SPECIES[kind]])
 
 
-def project_with(root: Path, target: str) -> Path:
+def project_with(root: Path) -> Path:
     """The pipeline copy with data/mine.csv committed (as a user would `git add` it)."""
     project = make_project(root)
-    write_iris_like(project / "data" / "mine.csv", target)
+    write_iris_like(project / "data" / "mine.csv")
     run(["git", "add", "data/mine.csv"], project)
     run(["git", "commit", "-q", "-m", "my data"], project)
     return project
 
 
 def test_string_labels_run_with_the_readme_command(tmp_path: Path) -> None:
-    project = project_with(tmp_path / "project", "species")
-    result = run(["dvc", "exp", "run", *CLASSIFY, *SHORT], project)
+    project = project_with(tmp_path / "project")
+    result = run([*CLASSIFY, *SHORT], project)
     assert "Running stage 'package'" in result.stdout
 
     info = json.loads((project / "data" / "prepared" / "info.json").read_text())
@@ -82,8 +90,8 @@ def test_string_labels_run_with_the_readme_command(tmp_path: Path) -> None:
 
 
 def test_regression_runs_with_the_readme_command(tmp_path: Path) -> None:
-    project = project_with(tmp_path / "project", "length")
-    result = run(["dvc", "exp", "run", *REGRESS, *SHORT], project)
+    project = project_with(tmp_path / "project")  # petal_width from the other measurements
+    result = run([*REGRESS, *SHORT], project)
     assert "Running stage 'package'" in result.stdout
 
     resolved = yaml.safe_load((project / "models" / "config.yaml").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from tests.fixtures.project import FAST_PARAMS, make_project, run
+from trainflow.summary import EXP_SHOW
 
 pytestmark = pytest.mark.e2e
 
@@ -175,6 +177,12 @@ def test_a_train_param_reruns_train_and_later_stages_only(pipeline: tuple[Path, 
     assert "0.003" in json.dumps(shown)
     table = run(["dvc", "exp", "show", "--no-pager", "--md"], project).stdout
     assert "train.optimizer.lr" in table
+    # The README's (and the closing summary's) selection: the changed param beside the test metrics.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    command = next(line.split("  #")[0] for line in readme.splitlines() if line.startswith(EXP_SHOW))
+    narrowed = run([*shlex.split(command), "--no-pager", "--csv"], project).stdout.splitlines()[0].split(",")
+    assert {"test.accuracy", "train.optimizer.lr"} <= set(narrowed)
+    assert not [c for c in narrowed if c.startswith(("best.", "val.", "last.")) or "/" in c], narrowed
 
 
 def test_two_runs_from_scratch_are_bit_identical(pipeline: tuple[Path, str], dvc_project: Callable[..., Path]) -> None:

@@ -26,12 +26,13 @@ from torch import nn
 
 from trainflow.errors import DataError
 from trainflow.io import atomic_write_bytes
+from trainflow.results.exports import EXPORT_FILES
 
-FORMATS = ("onnx", "torchscript")
-DEFAULT_OUTPUT = {"onnx": Path("exports/model.onnx"), "torchscript": Path("exports/model.torchscript.pt")}
+FORMATS = tuple(EXPORT_FILES)
+DEFAULT_OUTPUT = {fmt: Path("exports") / name for fmt, name in EXPORT_FILES.items()}
 OPSET = 17
 # Records torch's archive writer makes itself: copying them would write them twice.
-SELF_DESCRIBING_RECORDS = (".data/serialization_id", "byteorder", ".data/version")
+SELF_DESCRIBING_RECORDS = (".data/serialization_id", "byteorder")
 # Encoder state -> (offset, scale) of ``(x - offset) / scale``; identity has no state.
 AFFINE_STATES = {("mean", "std"): ("mean", "std"), ("min", "range"): ("min", "range")}
 

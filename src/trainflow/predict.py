@@ -142,6 +142,16 @@ def load_package(folder: Path, outer: Path | None = None) -> Any:
 
     ``outer`` is a downloaded upload folder around the package, whose own manifest is checked too.
     """
+    folder = Path(folder)
+    for checked in (outer, folder):
+        if checked is not None:
+            verify_folder(Path(checked))
+    return read_package(folder, source=str(outer or folder))
+
+
+def read_package(folder: Path, source: str | None = None) -> Any:
+    """The model in a result package folder as it stands: :func:`load_package` checks the
+    folder first; the package stage reads the package it is building (to export it)."""
     from trainflow.data.datasets import DatasetInfo
     from trainflow.encoders import load_encoder
     from trainflow.models.snapshot import build_model
@@ -150,9 +160,6 @@ def load_package(folder: Path, outer: Path | None = None) -> Any:
     from trainflow.results.input_schema import INPUT_SCHEMA_FILE, check_description
 
     folder = Path(folder)
-    for checked in (outer, folder):
-        if checked is not None:
-            verify_folder(Path(checked))
     record = model_files.read_model_record(folder / model_files.MODEL_FILE)
     try:
         info = DatasetInfo.from_dict(record["info"])
@@ -193,7 +200,7 @@ def load_package(folder: Path, outer: Path | None = None) -> Any:
         inputs=inputs,
         batch_size=batch_size if isinstance(batch_size, int) and batch_size > 0 else config.train.batch_size,
         experiment_id=str(record.get("experiment_id", "")),
-        source=str(outer or folder),
+        source=source or str(folder),
         threads=config.train.threads,
     )
 

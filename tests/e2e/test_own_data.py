@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shlex
 from pathlib import Path
 
 import numpy as np
@@ -18,26 +17,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.fixtures.project import make_project, run
+from tests.fixtures.project import make_project, readme_command, run
 
 pytestmark = pytest.mark.e2e
 
 SPECIES = ("setosa", "versicolor", "virginica")
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_command(*needles: str) -> list[str]:
-    """The README's ``dvc exp run -S dataset.name=csv ...`` line holding ``needles``, as argv."""
-    for line in README.read_text().splitlines():
-        if line.startswith("dvc exp run -S dataset.name=csv") and all(n in line for n in needles):
-            return shlex.split(line.split("  #")[0])
-    raise AssertionError(f"README.md has no `dvc exp run -S dataset.name=csv` line with {needles}")
-
-
+CSV_EXPERIMENT = "dvc exp run -S dataset.name=csv"
 # The README's commands, copied literally, plus few epochs to keep the test short.
-CLASSIFY = readme_command("dataset.label_column=species")
-REGRESS = readme_command("dataset.task=regression")
+CLASSIFY = readme_command(CSV_EXPERIMENT, "dataset.label_column=species")
+REGRESS = readme_command(CSV_EXPERIMENT, "dataset.task=regression")
 SHORT = ["-S", "train.max_epochs=2"]
 
 

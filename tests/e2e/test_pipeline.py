@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.fixtures.project import FAST_PARAMS, make_project, run
+from tests.fixtures.project import FAST_PARAMS, make_project, readme_command, run
+from trainflow.results.exports import EXPORT_FILES
 from trainflow.summary import EXP_SHOW
 
 pytestmark = pytest.mark.e2e
@@ -178,9 +178,7 @@ def test_a_train_param_reruns_train_and_later_stages_only(pipeline: tuple[Path, 
     table = run(["dvc", "exp", "show", "--no-pager", "--md"], project).stdout
     assert "train.optimizer.lr" in table
     # The README's (and the closing summary's) selection: the changed param beside the test metrics.
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    command = next(line.split("  #")[0] for line in readme.splitlines() if line.startswith(EXP_SHOW))
-    narrowed = run([*shlex.split(command), "--no-pager", "--csv"], project).stdout.splitlines()[0].split(",")
+    narrowed = run([*readme_command(EXP_SHOW), "--no-pager", "--csv"], project).stdout.splitlines()[0].split(",")
     assert {"test.accuracy", "train.optimizer.lr"} <= set(narrowed)
     assert not [c for c in narrowed if c.startswith(("best.", "val.", "last.")) or "/" in c], narrowed
 
@@ -207,7 +205,7 @@ def test_package_export_reruns_only_the_package_and_ships_what_trainflow_export_
     assert yaml.safe_load((results / "config.yaml").read_text())["experiment_id"] == before
     assert {"model.onnx", "model.torchscript.pt"} <= set(json.loads((results / "manifest.json").read_text())["files"])
     assert "| exported | model.onnx, model.torchscript.pt in this package" in (results / "model_card.md").read_text()
-    for fmt, name in (("onnx", "model.onnx"), ("torchscript", "model.torchscript.pt")):
+    for fmt, name in EXPORT_FILES.items():
         output = project.parent / name
         run(["trainflow", "export", "--format", fmt, "--model", "results", "--output", str(output)], project)
         assert output.read_bytes() == (results / name).read_bytes(), name

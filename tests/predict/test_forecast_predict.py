@@ -21,6 +21,7 @@ import torch
 import trainflow
 from trainflow.forecasting.forecaster import Forecaster
 from trainflow.forecasting.series import read_co2
+from trainflow.results.exports import EXPORT_FILES
 
 pytestmark = pytest.mark.e2e
 VAL_END = 2284 - 208  # the first test origin of the co2 protocol
@@ -128,7 +129,7 @@ def test_exported_models_forecast_the_same_on_windows(project: Path) -> None:
             with torch.no_grad():
                 got = torch.jit.load(str(output))(torch.from_numpy(windows))[0][0].numpy()
         np.testing.assert_allclose(got, expected_forecast(project), rtol=1e-6)
-        shipped = project / "results" / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
+        shipped = project / "results" / EXPORT_FILES[fmt]
         assert output.read_bytes() == shipped.read_bytes()  # package.export ships the same file
 
 

@@ -105,7 +105,7 @@ def build_series_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             encoder=json.loads(encoder.to_json()),
             input_schema=series_schema_record(config, prepared),
         )
-        write_exports(staging, config.package.export, exp_id)
+        write_exports(staging, config.package.export)
         doc = (registry.datasets.get(config.dataset.name).config_class.__doc__ or "").strip().splitlines()
         card = render_forecast_card(
             config=config,

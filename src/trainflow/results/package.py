@@ -200,7 +200,7 @@ def build_package(paths: ProjectPaths, config: Config) -> dict[str, Any]:
             input_schema=_input_schema(config, info, paths),
         )
         print("package: weights, encoder, input schema and model record", flush=True)
-        write_exports(staging, config.package.export, exp_id)
+        write_exports(staging, config.package.export)
         card = render_model_card(
             config=config,
             experiment_id=exp_id,
